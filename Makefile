@@ -1,0 +1,35 @@
+# The README's commands. `make lab` for the demo, `make test` for the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+INSTALLED = $(VENV)/.installed
+export FLASK_APP ?= my_app
+
+.PHONY: lab test install demo-db bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## Initialise and seed the embedded SQLite demo database (once), then open JupyterLab.
+lab: demo-db
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+demo-db: $(INSTALLED)
+	$(BIN)/flask --app my_app init-db
+	$(BIN)/flask --app my_app seed --if-empty --users 5000 --events 200000
+
+## Run the whole test suite (SQLite, and the PostgreSQL and MariaDB servers).
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,10 @@
+"""The app's models, one domain concept per module."""
+
+from __future__ import annotations
+
+from .api_keys import ApiKey
+from .data import Data
+from .events import EVENT_KINDS, Event
+from .users import Plan, User
+
+__all__ = ["ApiKey", "Data", "EVENT_KINDS", "Event", "Plan", "User"]

@@ -1,0 +1,87 @@
+"""Fixtures in the style of Flask's tutorial: ``app``, ``client``, ``runner``.
+
+Tests that take ``app`` (or ``database_url``) run once per database backend: SQLite, the
+PostgreSQL server and the MariaDB server. Limit a test with ``@pytest.mark.backends("sqlite",
+"postgresql")``. A server that is down skips its cases with the reason, except under CI=true
+where it fails them: CI must exercise every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from my_app import create_app
+from my_app.extensions import db
+from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_availability: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run only on these database backends")
+    config.addinivalue_line("markers", "slow: takes several seconds (real kernels, big tables)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        names = marker.args if marker else ALL_BACKENDS
+        metafunc.parametrize("backend", names, scope="function")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not depend on the shell they run in."""
+    for name in list(os.environ):
+        if name.startswith(("MY_APP_", "FLASK_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> t.Iterator[str]:
+    """A URL to an empty database namespace of ``backend``, private to this test."""
+    if backend not in _availability:
+        _availability[backend] = server_unavailable_reason(backend)
+    reason = _availability[backend]
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    with throwaway_database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> t.Iterator[Flask]:
+    """The host app on a private database, with its tables created."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
