@@ -13,6 +13,7 @@ snapshot (SQLite). Uncommitted writes are never discarded: they are kept and rep
 from __future__ import annotations
 
 import atexit
+import contextvars
 import html
 import os
 import sys
@@ -99,6 +100,7 @@ class Workbench:
         self._guards: list[EngineGuard] = []
         self._session_listeners: list[tuple[t.Any, str, t.Callable[..., t.Any]]] = []
         self._reported_changes: tuple[str, ...] = ()
+        self._tokens: list[contextvars.Token[t.Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Workbench:
                 " db.init_app(app) in its factory."
             )
         self._ctx.push()
+        self._tokens = list(self._ctx._cv_tokens)
         self._opened = True
         atexit.register(self.close)
         try:
@@ -165,7 +168,20 @@ class Workbench:
         finally:
             _cv_app.reset(token)
             self._ctx._cv_tokens.clear()
+            self._restore_previous_context()
             appcontext_popped.send(self.app, _async_wrapper=self.app.ensure_sync)
+
+    def _restore_previous_context(self) -> None:
+        """Make whatever context was current before :meth:`open` current again, here."""
+        for token in reversed(self._tokens):
+            try:
+                _cv_app.reset(token)
+            except (ValueError, RuntimeError):
+                pass  # set in another contextvars.Context (another cell), or already reset
+        if _cv_app.get(None) is self._ctx:
+            previous = self._tokens[0].old_value if self._tokens else contextvars.Token.MISSING
+            _cv_app.set(None if previous is contextvars.Token.MISSING else previous)  # type: ignore[arg-type]
+        self._tokens.clear()
 
     def activate(self) -> None:
         """Make this Workbench's app context the current one again, if it was lost."""

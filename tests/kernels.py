@@ -1,0 +1,118 @@
+"""A real Jupyter kernel for tests, driven over ZMQ with jupyter_client.
+
+Notebook behaviour (context variables between cells, cell hooks, kernel shutdown) only shows
+in a real kernel process, so tests run code there rather than calling functions directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import typing as t
+from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+
+
+@dataclasses.dataclass
+class CellResult:
+    stdout: str = ""
+    stderr: str = ""
+    results: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
+    error: dict[str, t.Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The plain-text repr of the cell's value (``Out[n]``)."""
+        return "".join(r.get("text/plain", "") for r in self.results)
+
+
+def kernel_environment(extra: t.Mapping[str, str]) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("MY_APP_", "FLASK_")) and k != "DATABASE_URL"
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class Kernel:
+    """One IPython kernel process running this interpreter."""
+
+    def __init__(self, cwd: Path, env: t.Mapping[str, str]) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.kernel_cmd = None
+        self.manager.start_kernel(cwd=str(cwd), env=kernel_environment(env),
+                                  extra_arguments=[])
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.manager.provisioner.process.pid  # type: ignore[union-attr]
+
+    def run(self, code: str, timeout: float = 60) -> CellResult:
+        result = CellResult()
+
+        def on_output(msg: dict[str, t.Any]) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    result.stdout += content["text"]
+                else:
+                    result.stderr += content["text"]
+            elif kind in ("execute_result", "display_data"):
+                result.results.append(content["data"])
+            elif kind == "error":
+                result.error = content
+
+        self.client.execute_interactive(code, timeout=timeout, output_hook=on_output, allow_stdin=False)
+        return result
+
+    def ok(self, code: str, timeout: float = 60) -> CellResult:
+        """Run ``code`` and fail the test with the kernel's traceback if it raised."""
+        result = self.run(code, timeout=timeout)
+        if result.error is not None:
+            raise AssertionError(
+                f"cell raised {result.error['ename']}: {result.error['evalue']}\n"
+                + _strip_ansi("\n".join(result.error["traceback"]))
+            )
+        return result
+
+    def value(self, code: str) -> t.Any:
+        """Evaluate an expression in the kernel and return it (via repr/literal_eval)."""
+        import ast
+
+        return ast.literal_eval(self.ok(code).text)
+
+    def shutdown(self, restart: bool = False) -> None:
+        if restart:
+            self.manager.restart_kernel(now=False)
+            self.client.wait_for_ready(timeout=60)
+        else:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=False)
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.manager.provisioner.process.wait(10)  # type: ignore[union-attr]
+        self.client.stop_channels()
+        self.manager.cleanup_resources()
+
+    def close(self) -> None:
+        if self.manager.has_kernel:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=True)
+
+
+def _strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+PYTHON = sys.executable
