@@ -85,3 +85,11 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def seeded_app(app: Flask, runner: FlaskCliRunner) -> Flask:
+    """The app with a little deterministic demo data: 20 users, 100 events, 5 data points."""
+    result = runner.invoke(args=["seed", "--users", "20", "--events", "100", "--data-points", "5"])
+    assert result.exit_code == 0, result.output
+    return app

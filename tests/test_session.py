@@ -20,10 +20,8 @@ from testing_backends import pg_admin_connection
 
 
 @pytest.fixture
-def seeded(app, runner):
-    result = runner.invoke(args=["seed", "--users", "20", "--events", "100", "--data-points", "5"])
-    assert result.exit_code == 0, result.output
-    return app
+def seeded(seeded_app):
+    return seeded_app
 
 
 @pytest.fixture
