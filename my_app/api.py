@@ -5,8 +5,8 @@ from __future__ import annotations
 import typing as t
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .extensions import db
 from .overview import table_row_counts
@@ -16,9 +16,20 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.errorhandler(HTTPException)
 def json_error(error: HTTPException) -> tuple[t.Any, int]:
-    """API clients get JSON errors, not HTML pages."""
+    """API clients get JSON errors, not HTML pages; headers such as WWW-Authenticate stay."""
     response = jsonify(error=error.name, message=error.description)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers.add(name, value)
     return response, error.code or 500
+
+
+@bp.app_errorhandler(MethodNotAllowed)
+def json_method_not_allowed(error: MethodNotAllowed) -> t.Any:
+    """Routing errors happen before a blueprint is chosen; answer those under the API in JSON."""
+    if request.path.startswith(f"{bp.url_prefix}/"):
+        return json_error(error)
+    return error
 
 
 @bp.get("/health")
@@ -30,3 +41,6 @@ def health() -> dict[str, t.Any]:
 @bp.get("/tables")
 def tables() -> dict[str, t.Any]:
     return {"tables": [{"name": name, "rows": rows} for name, rows in table_row_counts()]}
+
+
+from . import ingest  # noqa: E402,F401  (adds POST /data to bp; imported last, as it uses bp)

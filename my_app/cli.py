@@ -20,6 +20,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(init_db_command)
     app.cli.add_command(seed_command)
     app.cli.add_command(drop_db_command)
+    from .api_key_commands import api_key_group  # imports this module: import here, not at top
+
+    app.cli.add_command(api_key_group)
 
 
 def database_errors_as_messages(f: F) -> F:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .api_keys import ApiKey
 from .data import Data
 from .events import EVENT_KINDS, Event
+from .idempotency import IdempotencyRecord
 from .users import Plan, User
 
-__all__ = ["ApiKey", "Data", "EVENT_KINDS", "Event", "Plan", "User"]
+__all__ = ["ApiKey", "Data", "EVENT_KINDS", "Event", "IdempotencyRecord", "Plan", "User"]

@@ -1,0 +1,364 @@
+"""``POST /api/v1/data``: measurements pushed by cron jobs, authenticated with an API key.
+
+The endpoint is written for clients that run unattended and retry:
+
+- every bad input gets a 4xx with a JSON body saying what to fix, never a 500;
+- a batch is inserted in one transaction, all or nothing;
+- an ``Idempotency-Key`` header makes a retried request return the original response
+  instead of inserting the rows a second time.
+
+Checks run in this order, so a client without a valid key learns nothing about the body:
+authentication (401), ``Idempotency-Key`` syntax (400), content type (415), size (413),
+JSON syntax and schema (400), idempotency replay or conflict (201 replayed / 422), insert (201).
+
+Each record is an object ``{"value": <number>, "source": <string|null>, "created_at":
+<ISO 8601 timestamp with a zone|null>}``; only ``value`` is required. The body is one record or a
+list of them; the response is ``{"ids": [...], "count": n}`` in the order of the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+import typing as t
+
+import sqlalchemy as sa
+from flask import Response, current_app, jsonify, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import (
+    BadRequest,
+    RequestEntityTooLarge,
+    Unauthorized,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+)
+
+from . import auth
+from .api import bp
+from .extensions import db
+from .models import Data, IdempotencyRecord
+from .models.types import utcnow
+
+FIELDS = ("value", "source", "created_at")
+SOURCE_MAX_LENGTH = Data.__table__.c.source.type.length or 120
+_IDEMPOTENCY_KEY_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
+_UNAUTHORIZED_MESSAGE = (
+    "A valid API key is required: send 'Authorization: Bearer <key>'."
+    " Create a key with: flask --app my_app api-key create NAME"
+)
+
+
+class InvalidRecord(BadRequest):
+    """A record of the body does not fit the schema; ``field`` says where, e.g. ``[3].value``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@bp.errorhandler(InvalidRecord)
+def invalid_record(error: InvalidRecord) -> tuple[Response, int]:
+    return jsonify(error=error.name, message=error.description, field=error.field), 400
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One validated record, in the types the ``data`` table takes."""
+
+    value: float
+    source: str | None
+    created_at: dt.datetime | None
+
+
+@bp.post("/data")
+def ingest_data() -> tuple[Response, int]:
+    """Insert one record or a list of records into the ``data`` table."""
+    api_key = auth.authenticate(request.headers.get("Authorization"))
+    if api_key is None:
+        db.session.rollback()
+        current_app.logger.info("ingest: refused a request without a valid API key")
+        raise Unauthorized(_UNAUTHORIZED_MESSAGE, www_authenticate=_challenge())
+    api_key_id, api_key_name = api_key.id, api_key.name
+    db.session.commit()  # the key's last_used_at, whatever happens to the request next
+
+    idempotency_key = _idempotency_key()
+    records = parse_records(_json_body())
+    if idempotency_key is None:
+        response = _insert(records)
+    else:
+        response = _insert_once(records, api_key_id, idempotency_key)
+    if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
+        current_app.logger.info(
+            "ingest: inserted %d rows for API key %r", len(records), api_key_name
+        )
+    return response, response.status_code
+
+
+def _challenge() -> WWWAuthenticate:
+    return WWWAuthenticate("Bearer", {"realm": "my_app"})
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.match(value):
+        raise BadRequest(
+            "The Idempotency-Key header must be 1 to 255 visible ASCII characters (no spaces);"
+            " a random UUID per logical request is a good choice."
+        )
+    return value
+
+
+def _json_body() -> t.Any:
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the records as JSON with 'Content-Type: application/json'"
+            f" (got {request.mimetype or 'no content type'!r})."
+        )
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge as e:
+        limit = request.max_content_length
+        raise RequestEntityTooLarge(
+            f"The body is larger than the limit of {limit or 0:,} bytes (MAX_CONTENT_LENGTH);"
+            " send the records in smaller batches."
+        ) from e
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except RecursionError as e:
+        raise BadRequest("The JSON body is nested too deeply.") from e
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise BadRequest(f"The body is not valid JSON: {e}.") from e
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_records(payload: t.Any) -> list[Record]:
+    """Validate a decoded JSON body: one record object or a non-empty list of them.
+
+    Raises :class:`InvalidRecord` naming the first field that is wrong.
+    """
+    if isinstance(payload, dict):
+        return [_parse_record(payload, "")]
+    if isinstance(payload, list):
+        if not payload:
+            raise InvalidRecord("", "The body is an empty list: send at least one record.")
+        return [_parse_record(item, f"[{i}]") for i, item in enumerate(payload)]
+    raise InvalidRecord(
+        "",
+        f"The body must be a record object or a list of them, got {_json_type(payload)}."
+        ' Example: {"value": 21.5, "source": "sensor-1"}',
+    )
+
+
+def _parse_record(item: t.Any, path: str) -> Record:
+    where = f"record {path[1:-1]}: " if path else ""
+    if not isinstance(item, dict):
+        raise InvalidRecord(path, f"{where}expected an object with a 'value', got {_json_type(item)}.")
+    for name in item:
+        if name not in FIELDS:
+            raise InvalidRecord(
+                _field(path, name),
+                f"{where}unknown field {name[:50]!r}; allowed fields are {', '.join(FIELDS)}.",
+            )
+    if "value" not in item:
+        raise InvalidRecord(_field(path, "value"), f"{where}field 'value' is required.")
+    return Record(
+        value=_parse_value(item["value"], path, where),
+        source=_parse_source(item.get("source"), path, where),
+        created_at=_parse_created_at(item.get("created_at"), path, where),
+    )
+
+
+def _parse_value(raw: t.Any, path: str, where: str) -> float:
+    field = _field(path, "value")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise InvalidRecord(field, f"{where}field 'value' must be a number, got {_json_type(raw)}.")
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise InvalidRecord(field, f"{where}field 'value' is out of range for a double.")
+    return value
+
+
+def _parse_source(raw: t.Any, path: str, where: str) -> str | None:
+    field = _field(path, "source")
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidRecord(field, f"{where}field 'source' must be a string or null, got {_json_type(raw)}.")
+    if len(raw) > SOURCE_MAX_LENGTH:
+        raise InvalidRecord(
+            field, f"{where}field 'source' is {len(raw)} characters; the limit is {SOURCE_MAX_LENGTH}."
+        )
+    if "\x00" in raw:
+        raise InvalidRecord(field, f"{where}field 'source' must not contain NUL characters.")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as e:  # "\ud800" is valid JSON but not storable text
+        raise InvalidRecord(field, f"{where}field 'source' contains an unpaired surrogate.") from e
+    return raw
+
+
+def _parse_created_at(raw: t.Any, path: str, where: str) -> dt.datetime | None:
+    field = _field(path, "created_at")
+    if raw is None:
+        return None
+    example = "e.g. '2024-05-01T12:00:00Z'"
+    if not isinstance(raw, str) or len(raw) > 64:
+        raise InvalidRecord(
+            field, f"{where}field 'created_at' must be an ISO 8601 timestamp string, {example}."
+        )
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError as e:
+        raise InvalidRecord(
+            field, f"{where}field 'created_at' is not an ISO 8601 timestamp, {example}."
+        ) from e
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRecord(
+            field, f"{where}field 'created_at' needs a time zone ('Z' or '+02:00'), {example}."
+        )
+    try:
+        value = value.astimezone(dt.timezone.utc)
+    except OverflowError as e:
+        value = None
+        cause: Exception | None = e
+    else:
+        cause = None
+    # MariaDB's DATETIME starts at year 1000; one range for every backend keeps data portable.
+    if value is None or value.year < 1000:
+        raise InvalidRecord(
+            field, f"{where}field 'created_at' must be between 1000-01-01 and 9999-12-31 UTC."
+        ) from cause
+    return value
+
+
+def _field(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _json_type(value: t.Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def fingerprint(records: list[Record]) -> str:
+    """SHA-256 of the validated records: equal for equal requests, however the JSON was spaced."""
+    canonical = [
+        [r.value, r.source, r.created_at.isoformat() if r.created_at else None] for r in records
+    ]
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _insert(records: list[Record]) -> Response:
+    """Insert ``records`` in one transaction and commit; the response lists their ids."""
+    try:
+        ids = _insert_rows(records)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    response = jsonify(ids=ids, count=len(ids))
+    response.status_code = 201
+    return response
+
+
+def _insert_rows(records: list[Record]) -> list[int]:
+    now = utcnow()
+    rows = [
+        {"value": r.value, "source": r.source, "created_at": r.created_at or now} for r in records
+    ]
+    statement = sa.insert(Data).returning(Data.id, sort_by_parameter_order=True)
+    return list(db.session.scalars(statement, rows))
+
+
+def _insert_once(records: list[Record], api_key_id: int, idempotency_key: str) -> Response:
+    """Insert unless this key was seen before; a retry gets the stored response.
+
+    The idempotency record and the rows are committed in one transaction, so either both exist
+    or neither does. Two concurrent requests with one key race on the unique constraint: the
+    loser rolls back its rows and replays the winner's response.
+    """
+    key_digest = hashlib.sha256(idempotency_key.encode("ascii")).hexdigest()
+    request_fingerprint = fingerprint(records)
+    ttl = dt.timedelta(seconds=int(current_app.config["API_IDEMPOTENCY_TTL_SECONDS"]))
+    try:
+        db.session.execute(
+            sa.delete(IdempotencyRecord).where(
+                IdempotencyRecord.api_key_id == api_key_id,
+                IdempotencyRecord.created_at < utcnow() - ttl,
+            )
+        )
+        stored = _stored(api_key_id, key_digest)
+        if stored is not None:
+            response = _replay(stored, request_fingerprint)
+            db.session.commit()  # the purge of expired keys
+            return response
+        record = IdempotencyRecord(
+            api_key_id=api_key_id,
+            key_digest=key_digest,
+            fingerprint=request_fingerprint,
+            status_code=201,
+            response={},
+        )
+        db.session.add(record)
+        db.session.flush()  # claims the key now, before inserting a large batch
+        ids = _insert_rows(records)
+        body = {"ids": ids, "count": len(ids)}
+        record.response = body
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        db.session.rollback()
+        stored = _stored(api_key_id, key_digest)
+        if stored is None:
+            raise
+        try:
+            return _replay(stored, request_fingerprint)
+        finally:
+            db.session.rollback()
+    except BaseException:
+        db.session.rollback()
+        raise
+    response = jsonify(body)
+    response.status_code = 201
+    return response
+
+
+def _stored(api_key_id: int, key_digest: str) -> IdempotencyRecord | None:
+    return db.session.scalar(
+        sa.select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key_id,
+            IdempotencyRecord.key_digest == key_digest,
+        )
+    )
+
+
+def _replay(stored: IdempotencyRecord, request_fingerprint: str) -> Response:
+    if stored.fingerprint != request_fingerprint:
+        raise UnprocessableEntity(
+            "This Idempotency-Key was already used for a request with a different body."
+            " Send a new key for a new request; reuse a key only to retry the same request."
+        )
+    response = jsonify(stored.response)
+    response.status_code = stored.status_code
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
