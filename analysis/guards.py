@@ -125,4 +125,11 @@ def is_read_only_violation(error: BaseException | None) -> bool:
 
 
 def connection_has_writes(conn: sa.Connection) -> bool:
+    """Whether ``conn``'s open transaction may hold uncommitted writes.
+
+    An invalidated connection (its DBAPI connection was lost or cancelled mid-query) holds
+    nothing any more: the server rolled its transaction back when it went away.
+    """
+    if conn.closed or conn.invalidated:
+        return False
     return bool(conn.info.get(WRITES_KEY))

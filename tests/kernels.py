@@ -43,10 +43,9 @@ class Kernel:
     """One IPython kernel process running this interpreter."""
 
     def __init__(self, cwd: Path, env: t.Mapping[str, str]) -> None:
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.kernel_cmd = None
-        self.manager.start_kernel(cwd=str(cwd), env=kernel_environment(env),
-                                  extra_arguments=[])
+        # IPC sockets in the test's directory: local only, nothing on the network.
+        self.manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(cwd / "kernel-ipc"))
+        self.manager.start_kernel(cwd=str(cwd), env=kernel_environment(env))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
@@ -70,7 +69,12 @@ class Kernel:
             elif kind == "error":
                 result.error = content
 
-        self.client.execute_interactive(code, timeout=timeout, output_hook=on_output, allow_stdin=False)
+        reply = self.client.execute_interactive(
+            code, timeout=timeout, output_hook=on_output, allow_stdin=False
+        )
+        if result.error is None and reply["content"]["status"] == "error":
+            # IPython reports a UsageError on stderr only, not as an error message.
+            result.error = {**reply["content"], "traceback": [result.stderr]}
         return result
 
     def ok(self, code: str, timeout: float = 60) -> CellResult:
