@@ -47,6 +47,10 @@ class ReportNotFoundError(AnalysisError):
     """No report is registered under the given name."""
 
 
+class ParameterError(AnalysisError, ValueError):
+    """A report's or query's parameter is missing, unknown or not of the expected type."""
+
+
 class InsertError(AnalysisError):
     """A DataFrame could not be inserted; nothing was written."""
 
