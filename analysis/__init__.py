@@ -23,6 +23,8 @@ from .errors import (
 )
 from .ipython import load_ipython_extension, unload_ipython_extension
 from .session import Workbench, connect, current
+from .inserts import insert_frame
+from .jobs import job
 
 __all__ = [
     "AnalysisError",
@@ -40,6 +42,8 @@ __all__ = [
     "Workbench",
     "connect",
     "current",
+    "insert_frame",
+    "job",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]

@@ -89,10 +89,17 @@ class Workbench:
     """
 
     def __init__(
-        self, app: Flask, *, writable: bool = False, application_name: str | None = None
+        self,
+        app: Flask,
+        *,
+        writable: bool = False,
+        application_name: str | None = None,
+        cell_hooks: bool = True,
     ) -> None:
         self.app = app
         self.writable = writable
+        #: Whether to hook into IPython's cells; a job run inside a notebook does not.
+        self.cell_hooks = cell_hooks
         self.application_name = (application_name or default_application_name(app))[:63]
         self.closed = False
         self._opened = False
@@ -124,9 +131,10 @@ class Workbench:
                 self._guards.append(guard)
             self._listen_session("before_flush", self._refuse_flush_when_read_only)
             self._check_connection()
-            from .ipython import register_cell_hooks
+            if self.cell_hooks:
+                from .ipython import register_cell_hooks
 
-            register_cell_hooks(self)
+                register_cell_hooks(self)
         except BaseException:
             self.close()
             raise
@@ -373,6 +381,27 @@ class Workbench:
                 ) from e
 
     # -- data, exports, jobs (implemented in their own modules) ------------------------------
+
+    def insert_frame(
+        self, model: t.Any, df: pd.DataFrame, *, chunksize: int = 10_000, on_conflict: str = "error"
+    ) -> int:
+        """Bulk-insert ``df`` into ``model``'s table in this session's transaction.
+
+        Columns are matched to the model by name (unknown or missing required columns are one
+        error naming them), values converted for the column types (NaN/NaT/pd.NA are NULL), and
+        rows sent in bulk (COPY on PostgreSQL). All or nothing: if a row fails, the transaction
+        is rolled back and :class:`~analysis.InsertError` names the row. ``on_conflict``:
+        ``"error"``, or on SQLite and PostgreSQL ``"ignore"`` (skip rows whose key exists) and
+        ``"update"`` (overwrite rows with the same primary key). Needs ``writable=True``; does
+        not commit (a job commits when it ends; in a notebook, ``db.session.commit()``).
+        Returns the number of rows written.
+
+        >>> wb.insert_frame(Data, pd.DataFrame({"value": [1.5, 2.0], "source": "sensor-1"}))
+        2
+        """
+        from .inserts import insert_into
+
+        return insert_into(self, model, df, chunksize=chunksize, on_conflict=on_conflict)
 
 
 def default_application_name(app: Flask, purpose: str = "notebook") -> str:

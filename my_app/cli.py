@@ -23,6 +23,9 @@ def init_app(app: Flask) -> None:
     from .api_key_commands import api_key_group  # imports this module: import here, not at top
 
     app.cli.add_command(api_key_group)
+    from .jobs import run_job_command  # job modules (and the analysis toolkit) load only when run
+
+    app.cli.add_command(run_job_command)
 
 
 def database_errors_as_messages(f: F) -> F:

@@ -6,6 +6,7 @@ from .api_keys import ApiKey
 from .data import Data
 from .events import EVENT_KINDS, Event
 from .idempotency import IdempotencyRecord
+from .summaries import DailyEventSummary
 from .users import Plan, User
 
-__all__ = ["ApiKey", "Data", "EVENT_KINDS", "Event", "IdempotencyRecord", "Plan", "User"]
+__all__ = ["ApiKey", "DailyEventSummary", "Data", "EVENT_KINDS", "Event", "IdempotencyRecord", "Plan", "User"]

@@ -1,0 +1,551 @@
+"""Bulk-insert a DataFrame into a model's table: :meth:`Workbench.insert_frame`.
+
+What ``df.to_sql`` leaves to you, done here:
+
+* Columns are checked against the model before anything is sent: an unknown column, a missing
+  required column or a NULL in a NOT NULL column is one error naming the columns (or the row).
+* Values are converted for the model's column types (``analysis.binding``): NaN/NaT/pd.NA
+  become NULL, tz-aware timestamps, Enum members, Decimals, nullable integers, booleans and
+  JSON documents are written the way the ORM would write them, and Python-side column defaults
+  fill columns the frame leaves out.
+* All or nothing: the rows go in the Workbench session's transaction; if any row fails, that
+  transaction is rolled back and :class:`~analysis.errors.InsertError` names the row.
+* Fast: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3), one streamed ``executemany`` on
+  SQLite, batched ``executemany`` elsewhere, with no per-row ORM or SQLAlchemy overhead.
+
+The insert does not commit: it is part of the session's transaction, which a job commits when it
+succeeds and a notebook commits with ``db.session.commit()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+
+import sqlalchemy as sa
+
+from .binding import BadValue, converter
+from .errors import InsertError, ReadOnlyError
+from .guards import WRITES_KEY
+
+if t.TYPE_CHECKING:
+    import pandas as pd
+
+    from .session import Workbench
+
+#: What ``on_conflict`` accepts. "ignore" and "update" are supported on SQLite and PostgreSQL.
+ON_CONFLICT = ("error", "ignore", "update")
+#: Rows converted and sent at a time; bounds memory, not transactions.
+DEFAULT_CHUNKSIZE = 10_000
+_UPSERT_DIALECTS = ("sqlite", "postgresql")
+
+
+def insert_frame(
+    model: t.Any, df: pd.DataFrame, *, chunksize: int = DEFAULT_CHUNKSIZE, on_conflict: str = "error"
+) -> int:
+    """:meth:`Workbench.insert_frame` on the Workbench opened by :func:`analysis.connect`."""
+    from .session import current
+
+    return current().insert_frame(model, df, chunksize=chunksize, on_conflict=on_conflict)
+
+
+def insert_into(
+    workbench: Workbench, model: t.Any, df: pd.DataFrame, *, chunksize: int, on_conflict: str
+) -> int:
+    """Insert ``df`` into ``model``'s table in ``workbench``'s session; return the rows written.
+
+    See :meth:`Workbench.insert_frame` for the contract.
+    """
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"insert_frame needs a pandas DataFrame, not {type(df).__name__}.")
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(
+            f"on_conflict={on_conflict!r} is not supported; use one of {', '.join(map(repr, ON_CONFLICT))}."
+        )
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise ValueError(f"chunksize must be a positive integer, not {chunksize!r}.")
+    if not workbench.writable:
+        raise ReadOnlyError(
+            "insert_frame writes, and this Workbench is read-only. Open a writable one:"
+            " analysis.connect(..., writable=True), %connect --writable, or run the insert in"
+            " a job (with analysis.job(...) as wb:), which is writable."
+        )
+    mapper = _mapper(workbench, model)
+    session = workbench.session
+    # Pending ORM changes go first, so the frame may refer to rows added in this session.
+    session.flush()
+    conn = session.connection(bind_arguments={"mapper": mapper})
+    plan = _Plan.build(mapper, df, conn, chunksize=chunksize, on_conflict=on_conflict)
+    if plan.size == 0:
+        return 0
+    writer = _writer_for(conn.dialect)
+    try:
+        written = writer(conn, plan)
+    except BaseException as e:
+        session.rollback()
+        if _is_driver_error(e, conn.dialect):
+            raise plan.error(e) from e
+        raise
+    conn.info[WRITES_KEY] = True  # writes made on the raw driver connection, for release()
+    return written
+
+
+# -- planning: validate the frame against the model, before anything is sent ------------------
+
+
+@dataclasses.dataclass
+class _Plan:
+    table: sa.Table
+    columns: list[sa.Column[t.Any]]
+    sources: list[t.Callable[[int, int], list[t.Any]]]
+    size: int
+    index: pd.Index
+    chunksize: int
+    on_conflict: str
+    #: Columns given with explicit values whose sequence must be moved past them (PostgreSQL).
+    explicit_autoincrement: list[sa.Column[t.Any]]
+    frame: pd.DataFrame
+    #: Database column name -> frame column name, for the columns the frame gives.
+    frame_columns: dict[str, t.Any]
+    #: Rows handed to the driver so far, to name the row a driver error is about.
+    sent: int = 0
+
+    @classmethod
+    def build(
+        cls, mapper: sa.orm.Mapper[t.Any], df: pd.DataFrame, conn: sa.Connection, *,
+        chunksize: int, on_conflict: str,
+    ) -> _Plan:
+        table = _single_table(mapper)
+        frame = _with_named_index(df)
+        by_name = _columns_by_frame_name(mapper, table)
+        dialect = conn.dialect
+
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        if duplicated:
+            raise InsertError(f"The frame has duplicate columns: {', '.join(duplicated)}. Column names must be unique.")
+        unknown = [c for c in frame.columns if c not in by_name]
+        if unknown:
+            raise InsertError(
+                f"{mapper.class_.__name__} ({table.name}) has no"
+                f" {_columns(unknown)}{_from_index(unknown, df)}. Its columns are:"
+                f" {', '.join(by_name_keys(mapper, table))}. Rename or drop the frame's columns"
+                " (df.rename(columns=...), df.drop(columns=...))."
+            )
+        given = {by_name[c]: c for c in frame.columns}
+        computed = [c.name for c in given if c.computed is not None]
+        if computed:
+            raise InsertError(
+                f"The {_columns(computed)} of {table.name} are computed by the database; drop"
+                " them from the frame."
+            )
+        missing = [c for c in table.columns if c not in given and not _fills_itself(c, table)]
+        polymorphic = _polymorphic_fill(mapper, table, given)
+        missing = [c for c in missing if c is not polymorphic]
+        if missing:
+            raise InsertError(
+                f"The frame is missing the required {_columns([c.name for c in missing])} of"
+                f" {mapper.class_.__name__} ({table.name}): NOT NULL, with no default. Add"
+                " them to the frame."
+            )
+        for column, name in given.items():
+            if not column.nullable:
+                absent = frame[name].isna().to_numpy()
+                if absent.any():
+                    position = int(absent.argmax())
+                    raise InsertError(
+                        f"{_row(frame.index, position)}, column {name!r}: missing value (NaN/None),"
+                        f" but {table.name}.{column.name} is NOT NULL. Fill or drop those rows"
+                        " first; nothing was written."
+                    )
+        if on_conflict != "error" and dialect.name not in _UPSERT_DIALECTS:
+            raise InsertError(
+                f"on_conflict={on_conflict!r} is supported on SQLite and PostgreSQL, not"
+                f" {dialect.name}; use on_conflict='error' there."
+            )
+        primary_key = list(table.primary_key.columns)
+        if on_conflict == "update":
+            absent_keys = [c.name for c in primary_key if c not in given]
+            if absent_keys:
+                raise InsertError(
+                    "on_conflict='update' matches rows by primary key, so the frame needs the"
+                    f" {_columns(absent_keys)}."
+                )
+            keys = [given[c] for c in primary_key]
+            repeated = frame.duplicated(subset=keys, keep=False).to_numpy()
+            if repeated.any():
+                position = int(repeated.argmax())
+                raise InsertError(
+                    f"{_row(frame.index, position)} repeats a primary key value that another"
+                    " row also has; with on_conflict='update' each key may appear once."
+                )
+
+        columns: list[sa.Column[t.Any]] = []
+        sources: list[t.Callable[[int, int], list[t.Any]]] = []
+        for column, name in given.items():
+            columns.append(column)
+            sources.append(_frame_source(frame[name], converter(column, dialect)))
+        for column in table.columns:
+            if column in given:
+                continue
+            if column is polymorphic:
+                value = mapper.polymorphic_identity
+                columns.append(column)
+                sources.append(_constant_source(value, column, dialect))
+            elif column.default is not None and not column.default.is_sequence and column.server_default is None:
+                columns.append(column)
+                sources.append(_default_source(column, conn))
+        explicit = [
+            c for c in given
+            if c is table.autoincrement_column and dialect.name == "postgresql"
+        ]
+        return cls(
+            table=table, columns=columns, sources=sources, size=len(frame), index=frame.index,
+            chunksize=chunksize, on_conflict=on_conflict, explicit_autoincrement=explicit,
+            frame=frame, frame_columns={c.name: name for c, name in given.items()},
+        )
+
+    def rows(self) -> t.Iterator[tuple[t.Any, ...]]:
+        """Converted rows, chunk by chunk; ``self.sent`` counts what was handed out."""
+        for start in range(0, self.size, self.chunksize):
+            stop = min(self.size, start + self.chunksize)
+            values = []
+            for column, source in zip(self.columns, self.sources):
+                try:
+                    values.append(source(start, stop))
+                except BadValue as e:
+                    raise InsertError(
+                        f"{_row(self.index, start + e.position)}, column {column.name!r}:"
+                        f" {e.message}. Nothing was written."
+                    ) from e
+            for row in zip(*values):
+                self.sent += 1
+                yield row
+
+    def error(self, e: Exception, position: int | None = None) -> Exception:
+        """The error to raise for a failure while writing (the transaction is rolled back)."""
+        if isinstance(e, (InsertError, ReadOnlyError)):
+            return e
+        orig = getattr(e, "orig", None) or e
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        if position is None:
+            position = _position_from_driver(orig, self)
+        where = _row(self.index, position) if position is not None else "A row"
+        return InsertError(
+            f"{where} could not be inserted into {self.table.name}: {reason}. Nothing was"
+            " written: the transaction was rolled back (with any other uncommitted changes in"
+            " this session)."
+        )
+
+
+def by_name_keys(mapper: sa.orm.Mapper[t.Any], table: sa.Table) -> list[str]:
+    """The frame column names the model accepts: attribute names (column names where they differ)."""
+    names = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if isinstance(column, sa.Column) and column.table is table:
+            names.append(prop.key if prop.key == column.name else f"{prop.key} ({column.name})")
+    return names
+
+
+def _columns_by_frame_name(mapper: sa.orm.Mapper[t.Any], table: sa.Table) -> dict[t.Any, sa.Column[t.Any]]:
+    by_name: dict[t.Any, sa.Column[t.Any]] = {c.name: c for c in table.columns}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if isinstance(column, sa.Column) and column.table is table:
+            by_name[prop.key] = column
+    return by_name
+
+
+def _mapper(workbench: Workbench, model: t.Any) -> sa.orm.Mapper[t.Any]:
+    if isinstance(model, str):
+        model = workbench[model]
+    try:
+        mapper = sa.inspect(model)
+    except sa.exc.NoInspectionAvailable:
+        mapper = None
+    if not isinstance(mapper, sa.orm.Mapper):
+        raise TypeError(
+            f"insert_frame needs a model class (or its name), not {model!r}; models:"
+            f" {', '.join(workbench.models)}."
+        )
+    return mapper
+
+
+def _single_table(mapper: sa.orm.Mapper[t.Any]) -> sa.Table:
+    table = mapper.local_table
+    if len(mapper.tables) > 1 or not isinstance(table, sa.Table):
+        raise InsertError(
+            f"{mapper.class_.__name__} spans several tables (joined inheritance); insert_frame"
+            " writes one table. Insert into each table's model in turn."
+        )
+    return table
+
+
+def _with_named_index(df: pd.DataFrame) -> pd.DataFrame:
+    """Named index levels are columns (``df.set_index("id")`` keeps its ids); unnamed are not."""
+    named = [name for name in df.index.names if name is not None]
+    if not named:
+        return df
+    frame = df.reset_index(level=named)
+    if len(named) == df.index.nlevels:
+        frame.index = df.index  # keep the labels for naming rows in errors
+    return frame
+
+
+def _from_index(unknown: list[t.Any], df: pd.DataFrame) -> str:
+    if any(name in df.index.names for name in unknown):
+        return " (from the frame's index; df.reset_index(drop=True) leaves it out)"
+    return ""
+
+
+def _fills_itself(column: sa.Column[t.Any], table: sa.Table) -> bool:
+    """Whether a column left out of the frame gets a value anyway (or may be NULL)."""
+    if column.nullable or column.server_default is not None or column.identity is not None:
+        return True
+    if column is table.autoincrement_column:
+        return True
+    return column.default is not None and not column.default.is_sequence
+
+
+def _polymorphic_fill(
+    mapper: sa.orm.Mapper[t.Any], table: sa.Table, given: dict[sa.Column[t.Any], t.Any]
+) -> sa.Column[t.Any] | None:
+    """Single-table inheritance: the discriminator column the ORM would fill."""
+    column = mapper.polymorphic_on
+    if isinstance(column, sa.Column) and column.table is table and column not in given:
+        if mapper.polymorphic_identity is not None:
+            return column
+    return None
+
+
+def _frame_source(series: pd.Series, convert: t.Callable[[pd.Series], list[t.Any]]) -> t.Callable[[int, int], list[t.Any]]:
+    def source(start: int, stop: int) -> list[t.Any]:
+        return convert(series.iloc[start:stop])
+
+    return source
+
+
+def _constant_source(value: t.Any, column: sa.Column[t.Any], dialect: sa.Dialect) -> t.Callable[[int, int], list[t.Any]]:
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if value is not None and process is not None:
+        value = process(value)
+
+    def source(start: int, stop: int) -> list[t.Any]:
+        return [value] * (stop - start)
+
+    return source
+
+
+def _default_source(column: sa.Column[t.Any], conn: sa.Connection) -> t.Callable[[int, int], list[t.Any]]:
+    """Python-side ``default=``: a scalar, a SQL expression (evaluated once) or a callable (per row)."""
+    default = column.default
+    assert default is not None
+    dialect = conn.dialect
+    if default.is_scalar:
+        return _constant_source(default.arg, column, dialect)
+    if default.is_clause_element:
+        value = conn.execute(sa.select(default.arg)).scalar()
+        return _constant_source(value, column, dialect)
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    make = default.arg
+
+    def source(start: int, stop: int) -> list[t.Any]:
+        try:
+            values = [make(None) for _ in range(stop - start)]
+        except Exception as e:
+            raise InsertError(
+                f"The default of {column.table.name}.{column.name} could not be computed"
+                f" outside an ORM flush ({type(e).__name__}: {e}); give the column in the frame."
+            ) from e
+        if process is not None:
+            values = [None if v is None else process(v) for v in values]
+        return values
+
+    return source
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+Writer = t.Callable[[sa.Connection, _Plan], int]
+
+
+def _writer_for(dialect: sa.Dialect) -> Writer:
+    if dialect.name == "sqlite":
+        return _write_sqlite
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return _write_postgresql_copy
+    return _write_executemany
+
+
+def _quoted(conn: sa.Connection, plan: _Plan) -> tuple[str, str]:
+    preparer = conn.dialect.identifier_preparer
+    return preparer.format_table(plan.table), ", ".join(preparer.quote(c.name) for c in plan.columns)
+
+
+def _conflict_clause(conn: sa.Connection, plan: _Plan, excluded: str) -> str:
+    if plan.on_conflict == "error":
+        return ""
+    preparer = conn.dialect.identifier_preparer
+    keys = list(plan.table.primary_key.columns)
+    updates = [c for c in plan.columns if c not in keys]
+    if plan.on_conflict == "ignore" or not updates:
+        return " ON CONFLICT DO NOTHING"
+    target = ", ".join(preparer.quote(c.name) for c in keys)
+    assignments = ", ".join(f"{preparer.quote(c.name)} = {excluded}.{preparer.quote(c.name)}" for c in updates)
+    return f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
+
+
+def _write_sqlite(conn: sa.Connection, plan: _Plan) -> int:
+    """One ``executemany`` over a generator: sqlite3 runs each row as it takes it, so the row
+    it failed on is the last one handed out."""
+    table, columns = _quoted(conn, plan)
+    marks = ", ".join("?" * len(plan.columns))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}){_conflict_clause(conn, plan, 'excluded')}"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        try:
+            cursor.executemany(sql, plan.rows())
+        except Exception as e:
+            if _is_driver_error(e, conn.dialect):
+                raise plan.error(e, position=plan.sent - 1) from e
+            raise
+        return plan.size if plan.on_conflict == "error" else max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+
+
+def _write_postgresql_copy(conn: sa.Connection, plan: _Plan) -> int:
+    """``COPY ... FROM STDIN``; for "ignore"/"update", into a temporary table, then
+    ``INSERT ... SELECT ... ON CONFLICT``."""
+    import uuid
+
+    table, columns = _quoted(conn, plan)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if plan.on_conflict == "error":
+            _copy(cursor, f"COPY {table} ({columns}) FROM STDIN", plan)
+            written = plan.size
+        else:
+            staging = f'"_analysis_insert_{uuid.uuid4().hex[:12]}"'
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+                f" SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            _copy(cursor, f"COPY {staging} ({columns}) FROM STDIN", plan)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}"
+                f"{_conflict_clause(conn, plan, 'EXCLUDED')}"
+            )
+            written = max(cursor.rowcount, 0)
+            cursor.execute(f"DROP TABLE {staging}")
+        for column in plan.explicit_autoincrement:
+            _advance_sequence(cursor, table, conn.dialect.identifier_preparer.quote(column.name))
+        return written
+    finally:
+        cursor.close()
+
+
+def _copy(cursor: t.Any, sql: str, plan: _Plan) -> None:
+    with cursor.copy(sql) as copy:
+        write = copy.write_row
+        for row in plan.rows():
+            write(row)
+
+
+def _advance_sequence(cursor: t.Any, table: str, column: str) -> None:
+    """Explicit ids do not move a serial/identity sequence; move it past them, or the next ORM
+    insert collides with the rows just written."""
+    cursor.execute(
+        "SELECT setval(s.seq, GREATEST(m.top, COALESCE(pg_sequence_last_value(s.seq), 0)))"
+        f" FROM (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s,"
+        f" (SELECT MAX({column}) AS top FROM {table}) AS m"
+        " WHERE s.seq IS NOT NULL AND m.top IS NOT NULL",
+        (table, column.strip('"')),
+    )
+
+
+def _write_executemany(conn: sa.Connection, plan: _Plan) -> int:
+    """Other backends (MariaDB/MySQL...): ``executemany`` per chunk; the driver batches rows."""
+    table, columns = _quoted(conn, plan)
+    style = conn.dialect.paramstyle
+    n = len(plan.columns)
+    if style == "qmark":
+        marks = ", ".join("?" * n)
+    elif style == "numeric":
+        marks = ", ".join(f":{i + 1}" for i in range(n))
+    elif style in ("format", "pyformat"):
+        marks = ", ".join(["%s"] * n)
+    else:
+        raise InsertError(f"insert_frame does not support the {conn.dialect.driver} driver (paramstyle {style}).")
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+    rows = plan.rows()
+    while True:
+        batch = [row for _, row in zip(range(plan.chunksize), rows)]
+        if not batch:
+            return plan.size
+        start = plan.sent - len(batch)
+        try:
+            conn.exec_driver_sql(sql, batch)
+        except sa.exc.DBAPIError as e:
+            raise InsertError(
+                f"One of rows {start} to {plan.sent - 1} could not be inserted into"
+                f" {plan.table.name}: {str(e.orig).strip().splitlines()[0]}. Nothing was"
+                " written: the transaction was rolled back (with any other uncommitted changes"
+                " in this session)."
+            ) from e
+
+
+def _is_driver_error(error: BaseException, dialect: sa.Dialect) -> bool:
+    return isinstance(error, (sa.exc.DBAPIError, dialect.loaded_dbapi.Error))
+
+
+# -- naming the row a driver error is about --------------------------------------------------
+
+_COPY_LINE = re.compile(r"\bCOPY \S+, line (\d+)")
+_KEY_DETAIL = re.compile(r"Key \((?P<columns>.+?)\)=\((?P<values>.*)\)")
+
+
+def _position_from_driver(error: BaseException, plan: _Plan) -> int | None:
+    diag = getattr(error, "diag", None)
+    if diag is None:
+        return None
+    match = _COPY_LINE.search(diag.context or "")
+    if match and plan.on_conflict == "error":
+        return int(match.group(1)) - 1
+    detail = _KEY_DETAIL.search(diag.message_detail or "")
+    if detail:
+        return _find_key(plan, detail.group("columns"), detail.group("values"))
+    if match:
+        return int(match.group(1)) - 1
+    return None
+
+
+def _find_key(plan: _Plan, columns: str, values: str) -> int | None:
+    """Best effort: the first row whose values print as in "Key (a, b)=(1, x)"."""
+    import numpy as np
+
+    names = [c.strip().strip('"') for c in columns.split(",")]
+    parts = [v.strip() for v in values.split(", ")]
+    if len(names) != len(parts) or not all(n in plan.frame_columns for n in names):
+        return None
+    mask = np.ones(plan.size, dtype=bool)
+    for name, part in zip(names, parts):
+        mask &= plan.frame[plan.frame_columns[name]].astype(str).to_numpy() == part
+    return int(mask.argmax()) if mask.any() else None
+
+
+def _row(index: pd.Index, position: int) -> str:
+    import pandas as pd
+
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return f"Row {position}"
+    return f"Row {position} (index {index[position]!r})"
+
+
+def _columns(names: t.Sequence[t.Any]) -> str:
+    """"column 'a'" or "columns 'a', 'b'"."""
+    quoted = ", ".join(repr(n) for n in names)
+    return f"column {quoted}" if len(names) == 1 else f"columns {quoted}"

@@ -1,0 +1,220 @@
+"""Scheduled jobs done safely: :func:`job`, a context manager and decorator for scripts.
+
+A cron job that reaches a Flask app's database usually builds the app, pushes a context and
+forgets the rest: an exception leaves the transaction open, the session is never removed, the
+engine's connections linger. ``job`` owns all of it::
+
+    with analysis.job("my_app:create_app") as wb:
+        wb.session.execute(...)          # one transaction, committed at the end
+
+    @analysis.job("my_app:create_app")
+    def daily_summary(wb, day):          # the Workbench comes first
+        ...
+
+    if __name__ == "__main__":
+        sys.exit(analysis.jobs.run(daily_summary, day))   # exit status 0 or 1, for cron
+
+On success the session is committed; on any exception it is rolled back and the exception
+propagates. Either way the session is removed, the app context popped and the engines disposed,
+so no connection outlives the job. The connections are named ``analysis job <app> pid=<pid>``
+in PostgreSQL's ``pg_stat_activity``. Progress is logged on the ``analysis.jobs`` logger.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+import typing as t
+
+from .errors import JobError
+from .loading import AppSource, build_app
+from .session import Workbench, default_application_name
+
+logger = logging.getLogger("analysis.jobs")
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def job(
+    app: AppSource = None,
+    *,
+    config: t.Mapping[str, t.Any] | None = None,
+    writable: bool = True,
+    name: str | None = None,
+) -> Job:
+    """Run code against a Flask app's database as one job: one transaction, full cleanup.
+
+    ``app`` is an app factory or an import string in ``flask --app`` notation (by default the
+    ``FLASK_APP`` environment variable); the app is built fresh for every run, so the job has its
+    own engine and never touches a notebook's Workbench. ``config`` is passed to the factory.
+    Jobs are writable unless ``writable=False``. ``name`` labels the log lines (by default the
+    decorated function's name, or the script's).
+
+    Use it as a context manager (``with analysis.job(...) as wb:``) or as a decorator, in which
+    case the decorated function receives the Workbench as its first argument.
+    """
+    return Job(app, config=config, writable=writable, name=name)
+
+
+class Job:
+    """One job definition; each ``with`` block or decorated call is one run."""
+
+    def __init__(
+        self,
+        app: AppSource,
+        *,
+        config: t.Mapping[str, t.Any] | None = None,
+        writable: bool = True,
+        name: str | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.writable = writable
+        self.name = name
+        self._run: _Run | None = None
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name or '?'} app={self.app!r} {'writable' if self.writable else 'read-only'}>"
+
+    # -- context manager ----------------------------------------------------------------------
+
+    def __enter__(self) -> Workbench:
+        if self._run is not None:
+            raise JobError(
+                "This job is already running; nest a new analysis.job(...) instead of"
+                " re-entering the same one."
+            )
+        self._run = _Run(self, self.name or _script_name())
+        return self._run.start()
+
+    def __exit__(self, exc_type: t.Any, exc: BaseException | None, tb: t.Any) -> None:
+        run, self._run = self._run, None
+        assert run is not None
+        run.finish(exc)
+
+    # -- decorator ----------------------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"@analysis.job(...) decorates a function, not {func!r}.")
+        name = self.name or func.__name__
+
+        @functools.wraps(func)
+        def run_job(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            # A fresh run per call: the decorated function may be called again, or concurrently.
+            with Job(self.app, config=self.config, writable=self.writable, name=name) as workbench:
+                return func(workbench, *args, **kwargs)
+
+        run_job.job = self  # type: ignore[attr-defined]
+        return t.cast(F, run_job)
+
+
+class _Run:
+    """The lifecycle of one run: build, open, commit or roll back, close, log."""
+
+    def __init__(self, job: Job, name: str) -> None:
+        self.job = job
+        self.name = name
+        self.workbench: Workbench | None = None
+        self.started = 0.0
+        self.ready = 0.0
+
+    def start(self) -> Workbench:
+        self.started = time.perf_counter()
+        logger.info("job %s: starting", self.name)
+        try:
+            flask_app = build_app(self.job.app, self.job.config)
+            workbench = Workbench(
+                flask_app,
+                writable=self.job.writable,
+                application_name=default_application_name(flask_app, purpose="job"),
+                cell_hooks=False,
+            )
+            workbench.open()  # closes itself if it fails halfway
+        except BaseException as e:
+            logger.error(
+                "job %s: could not start after %.2f s: %s", self.name, self._elapsed(), _describe(e)
+            )
+            raise
+        self.workbench = workbench
+        self.ready = time.perf_counter()
+        logger.info(
+            "job %s: connected to %s (%s) in %.2f s",
+            self.name, workbench.url, workbench.mode, self.ready - self.started,
+        )
+        return workbench
+
+    def finish(self, exc: BaseException | None) -> None:
+        workbench = self.workbench
+        assert workbench is not None
+        ran = time.perf_counter() - self.ready
+        try:
+            if exc is None:
+                try:
+                    workbench.session.commit()
+                except BaseException as e:
+                    logger.error(
+                        "job %s: commit failed after %.2f s, rolled back: %s",
+                        self.name, self._elapsed(), _describe(e),
+                    )
+                    raise
+                logger.info(
+                    "job %s: committed; ran %.2f s, %.2f s in all", self.name, ran, self._elapsed()
+                )
+            else:
+                logger.error(
+                    "job %s: failed after %.2f s, rolling back: %s",
+                    self.name, self._elapsed(), _describe(exc),
+                )
+                try:
+                    workbench.session.rollback()
+                except Exception as e:
+                    # The job's own error is the one to see; the connection is discarded below.
+                    logger.warning("job %s: the rollback failed too: %s", self.name, _describe(e))
+        finally:
+            workbench.close()  # rolls back anything left, removes the session, disposes engines
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
+    """Call a job (usually a function decorated with :func:`job`) and return an exit status.
+
+    For ``if __name__ == "__main__": sys.exit(analysis.jobs.run(my_job))``: logging goes to
+    stderr if the program has not configured it, a failure is logged with its traceback and
+    gives 1 (130 for Ctrl-C), success gives 0, so cron and schedulers see what happened.
+    """
+    configure_logging()
+    try:
+        func(*args, **kwargs)
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+    except Exception:
+        logger.exception("job failed")
+        return 1
+    return 0
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr with timestamps, at ``level``, unless the program configured logging."""
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _script_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return spec.name
+    path = getattr(main, "__file__", None)
+    return path.rsplit("/", 1)[-1].removesuffix(".py") if path else "job"
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
