@@ -302,17 +302,21 @@ def _insert_once(records: list[Record], api_key_id: int, idempotency_key: str) -
     request_fingerprint = fingerprint(records)
     ttl = dt.timedelta(seconds=int(current_app.config["API_IDEMPOTENCY_TTL_SECONDS"]))
     try:
+        # Forget expired keys in a transaction of its own: on MariaDB the range delete takes
+        # gap locks, and two concurrent retries holding those while inserting would deadlock.
         db.session.execute(
             sa.delete(IdempotencyRecord).where(
                 IdempotencyRecord.api_key_id == api_key_id,
                 IdempotencyRecord.created_at < utcnow() - ttl,
             )
         )
+        db.session.commit()
         stored = _stored(api_key_id, key_digest)
         if stored is not None:
-            response = _replay(stored, request_fingerprint)
-            db.session.commit()  # the purge of expired keys
-            return response
+            try:
+                return _replay(stored, request_fingerprint)
+            finally:
+                db.session.rollback()
         record = IdempotencyRecord(
             api_key_id=api_key_id,
             key_digest=key_digest,
@@ -331,6 +335,7 @@ def _insert_once(records: list[Record], api_key_id: int, idempotency_key: str) -
         stored = _stored(api_key_id, key_digest)
         if stored is None:
             raise
+        current_app.logger.info("ingest: a concurrent request with this Idempotency-Key won")
         try:
             return _replay(stored, request_fingerprint)
         finally:
