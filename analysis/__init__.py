@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from .errors import (
     AnalysisError,
     AppFactoryError,
@@ -21,10 +23,14 @@ from .errors import (
     ReadOnlyError,
     ReportNotFoundError,
 )
+if t.TYPE_CHECKING:
+    import pandas as pd
+
 from .ipython import load_ipython_extension, unload_ipython_extension
 from .session import Workbench, connect, current
 from .inserts import insert_frame
 from .jobs import job
+from . import frames as _frames  # noqa: E402  loaded first: the shortcut `frames` below takes its name
 
 __all__ = [
     "AnalysisError",
@@ -42,8 +48,21 @@ __all__ = [
     "Workbench",
     "connect",
     "current",
+    "frame",
+    "frames",
     "insert_frame",
     "job",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
+
+
+def frame(query: t.Any, **options: t.Any) -> pd.DataFrame:
+    """:meth:`Workbench.frame` on the current Workbench: ``analysis.frame(User.query)``."""
+    return current().frame(query, **options)
+
+
+def frames(query: t.Any, **options: t.Any) -> t.Iterator[pd.DataFrame]:
+    """:meth:`Workbench.frames` on the current Workbench (``from analysis.frames import ...``
+    still reaches the module)."""
+    return current().frames(query, **options)

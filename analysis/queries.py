@@ -45,6 +45,9 @@ class ResolvedQuery:
     params: dict[str, t.Any]
     names: list[str]
     types: list[sa.types.TypeEngine[t.Any] | None]
+    #: The column expressions of a ``select()`` (before labelling), so the statement can be
+    #: rebuilt with other columns; ``None`` for raw SQL and UNIONs.
+    expressions: list[t.Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def is_text(self) -> bool:
@@ -134,7 +137,9 @@ def _resolve_select(stmt: Select[t.Any], params: dict[str, t.Any]) -> ResolvedQu
     labelled = [column.label(name) for name, (_, column) in zip(names, columns)]
     types = [_type_of(c) for _, c in columns]
     statement = stmt.with_only_columns(*labelled, maintain_column_froms=True)
-    return ResolvedQuery(statement, _check_params(statement, params), names, types)
+    return ResolvedQuery(
+        statement, _check_params(statement, params), names, types, [column for _, column in columns]
+    )
 
 
 def _resolve_text(clause: TextClause, params: dict[str, t.Any]) -> ResolvedQuery:

@@ -1,0 +1,167 @@
+"""The fast route to columns: Arrow-native ADBC drivers on connections of their own.
+
+SQLAlchemy and the DBAPI drivers build one Python object per value; ADBC drivers hand back
+Arrow columns built in C (SQLite: ``adbc-driver-sqlite``; PostgreSQL: ``adbc-driver-postgresql``,
+which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are optional (the ``fast``
+extra): when a driver is not installed, cannot open the database, or refuses the statement,
+:class:`FastPathUnavailable` is raised and the caller reads through SQLAlchemy instead.
+
+The driver opens its own connection, so this route is only used when the session has no
+uncommitted writes (see :mod:`analysis.routing`). That connection is always read-only, whatever
+the Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL with
+``default_transaction_read_only``; it runs in autocommit (no transaction is left open) and is
+closed before the call returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import typing as t
+import urllib.parse
+
+import sqlalchemy as sa
+
+if t.TYPE_CHECKING:
+    import pyarrow as pa
+
+#: Rows per Arrow batch the SQLite driver builds (its default, 1024, makes many tiny chunks).
+SQLITE_BATCH_ROWS = 65_536
+#: Batch size that makes the whole result one batch, so the driver types columns from all rows.
+SQLITE_ONE_BATCH = 2**62
+
+
+class FastPathUnavailable(Exception):
+    """The Arrow-native route cannot serve this query; read through SQLAlchemy instead."""
+
+
+def supports(engine: sa.Engine) -> bool:
+    """Whether an Arrow-native driver exists for this engine's database (and is installed)."""
+    name = engine.dialect.name
+    try:
+        if name == "sqlite":
+            import adbc_driver_sqlite.dbapi  # noqa: F401
+
+            return _sqlite_path(engine) is not None
+        if name == "postgresql":
+            import adbc_driver_postgresql.dbapi  # noqa: F401
+
+            return True
+    except ImportError:
+        return False
+    return False
+
+
+def compile_statement(statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect) -> tuple[str, tuple[t.Any, ...]]:
+    """SQL text and positional parameter values for the driver, with SQLAlchemy's bind
+    processing applied (timestamps to the stored format, enums to names...)."""
+    compiled = statement.compile(dialect=dialect)
+    state = compiled.construct_expanded_state(dict(params))
+    values = {
+        key: state.processors[key](value) if state.processors.get(key) else value
+        for key, value in state.parameters.items()
+    }
+    order = state.positiontup or ()
+    return state.statement, tuple(values[key] for key in order)
+
+
+def positional_dialect(engine: sa.Engine) -> sa.Dialect:
+    """A dialect like the engine's that renders the placeholders the ADBC driver expects."""
+    if engine.dialect.name == "postgresql":
+        dialect = type(engine.dialect)(paramstyle="numeric_dollar")
+        dialect.server_version_info = engine.dialect.server_version_info
+        return dialect
+    return engine.dialect  # SQLite: qmark, as ADBC's SQLite driver wants
+
+
+@contextlib.contextmanager
+def open_reader(
+    engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], *, application_name: str = "analysis",
+    batch_rows: int | None = None,
+) -> t.Iterator[pa.RecordBatchReader]:
+    """Run ``sql`` on a fresh read-only ADBC connection and yield its batches.
+
+    The connection is closed when the block ends, whether the batches were all read or not.
+    """
+    name = engine.dialect.name
+    try:
+        if name == "sqlite":
+            conn = _connect_sqlite(engine)
+        elif name == "postgresql":
+            conn = _connect_postgresql(engine, application_name)
+        else:
+            raise FastPathUnavailable(f"no Arrow-native driver for {name}")
+    except ImportError as e:
+        raise FastPathUnavailable(f"{e.name} is not installed") from e
+    try:
+        cursor = conn.cursor()
+        try:
+            if name == "sqlite":
+                cursor.adbc_statement.set_options(
+                    **{"adbc.sqlite.query.batch_rows": str(batch_rows or SQLITE_BATCH_ROWS)}
+                )
+            try:
+                cursor.execute(sql, parameters or None)
+                reader = cursor.fetch_record_batch()
+            except Exception as e:  # driver errors: let SQLAlchemy run it and report it
+                raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
+            yield reader
+        finally:
+            cursor.close()
+    finally:
+        conn.close()
+
+
+def is_type_mismatch(error: BaseException) -> bool:
+    """ADBC's SQLite driver met a value of another type than it inferred from the first batch."""
+    return "Type mismatch" in str(error)
+
+
+def _sqlite_path(engine: sa.Engine) -> str | None:
+    url = engine.url
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+        return None
+    path = os.path.abspath(database)
+    return path if os.path.exists(path) else None
+
+
+def _connect_sqlite(engine: sa.Engine) -> t.Any:
+    import adbc_driver_sqlite.dbapi
+
+    path = _sqlite_path(engine)
+    if path is None:
+        raise FastPathUnavailable("not a SQLite database file")
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
+    try:
+        return adbc_driver_sqlite.dbapi.connect(uri, autocommit=True)
+    except Exception as e:
+        raise FastPathUnavailable(f"cannot open {path} read-only: {e}") from e
+
+
+def _connect_postgresql(engine: sa.Engine, application_name: str) -> t.Any:
+    import adbc_driver_postgresql.dbapi
+
+    try:
+        return adbc_driver_postgresql.dbapi.connect(_libpq_conninfo(engine, application_name), autocommit=True)
+    except Exception as e:
+        raise FastPathUnavailable(f"cannot connect with ADBC: {e}") from e
+
+
+def _libpq_conninfo(engine: sa.Engine, application_name: str) -> str:
+    """A libpq connection string for the engine's database, read-only, named for
+    ``pg_stat_activity``."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    params: dict[str, t.Any] = {
+        key: value for key, value in kwargs.items() if isinstance(value, (str, int)) and not isinstance(value, bool)
+    }
+    if engine.url.password is not None:
+        params["password"] = engine.url.password
+    options = str(params.get("options", ""))
+    params["options"] = (options + " -c default_transaction_read_only=on").strip()
+    params["application_name"] = application_name[:63]
+    return " ".join(f"{key}={_quote(str(value))}" for key, value in params.items())
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,1 @@
+"""Benchmarks against the alternatives users reach for; results in bench/README.md."""
