@@ -28,7 +28,7 @@ import sys
 import time
 import typing as t
 
-from .errors import JobError
+from .errors import AnalysisError, JobError
 from .loading import AppSource, build_app
 from .session import Workbench, default_application_name
 
@@ -185,7 +185,9 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
 
     For ``if __name__ == "__main__": sys.exit(analysis.jobs.run(my_job))``: logging goes to
     stderr if the program has not configured it, a failure is logged with its traceback and
-    gives 1 (130 for Ctrl-C), success gives 0, so cron and schedulers see what happened.
+    gives 1 (130 for Ctrl-C), success gives 0, so cron and schedulers see what happened. The
+    toolkit's own errors (:class:`~analysis.AnalysisError`) are logged as their message, which
+    says what to do; anything else with its traceback.
     """
     configure_logging()
     try:
@@ -193,6 +195,10 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except AnalysisError as e:
+        # The toolkit's own errors say what went wrong and what to do; a traceback adds noise.
+        logger.error("job failed: %s", e)
+        return 1
     except Exception:
         logger.exception("job failed")
         return 1
