@@ -86,7 +86,7 @@ def plan_column(
     base = type_
     while isinstance(base, sa.types.TypeDecorator):
         if type(base).process_result_value is not sa.types.TypeDecorator.process_result_value:
-            processor = type_.result_processor(dialect, None) or (lambda value: value)
+            processor = type_.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value)
         base = base.impl_instance
     plan = functools.partial(ColumnPlan, name, sa_type=type_, processor=processor)
     if isinstance(base, sa.Enum):
@@ -114,7 +114,7 @@ def plan_column(
         return plan("binary")
     # Anything else (UUID, intervals, arrays, custom types): SQLAlchemy's own processing,
     # value by value, which is slow but exactly what the ORM would give.
-    return plan("python", processor=type_.result_processor(dialect, None) or (lambda value: value))
+    return plan("python", processor=type_.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value))
 
 
 def sql_cast(plan: ColumnPlan, dialect_name: str, *, everything: bool = False) -> sa.types.TypeEngine[t.Any] | None:
@@ -184,7 +184,7 @@ def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
             return column
         if pa.types.is_integer(type_) or pa.types.is_floating(type_):
             return pc.not_equal(column, 0)
-        return _python_column(column, _to_bool).cast(pa.bool_())
+        return _python_column(column, _to_bool, infer=True).cast(pa.bool_())
     if kind == "float":
         return column if type_ == pa.float64() else column.cast(pa.float64())
     if kind == "decimal":
@@ -202,6 +202,8 @@ def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
             return column
         if pa.types.is_time(type_):
             return column.cast(pa.time64("us"))
+        if pa.types.is_duration(type_):  # MySQL's TIME arrives as a timedelta
+            return column.cast(pa.duration("us")).cast(pa.int64()).cast(pa.time64("us"))
         return _parse(column, pa.time64("us"), dt.time.fromisoformat)
     if kind in ("string", "enum"):
         column = _decode_extension(column)
@@ -337,19 +339,20 @@ def _json(column: t.Any) -> t.Any:
     return out
 
 
-def _python_column(column: pa.ChunkedArray, processor: t.Callable[[t.Any], t.Any], *, infer: bool = False) -> t.Any:
-    """Process values one by one; typed Arrow if the results allow it, else an object array."""
+def _python_column(column: t.Any, processor: t.Callable[[t.Any], t.Any], *, infer: bool = False) -> t.Any:
+    """Process values one by one: an object array of what SQLAlchemy gives (the same dtype in
+    every chunk), or with ``infer`` an Arrow array typed from the results where possible."""
     import numpy as np
     import pyarrow as pa
 
     values = [None if v is None else processor(v) for v in _values(column)]
-    try:
-        array = pa.array(values)
-        if infer or not pa.types.is_null(array.type) or not values:
-            if not pa.types.is_struct(array.type) and not pa.types.is_list(array.type):
+    if infer:
+        try:
+            array = pa.array(values)
+            if not pa.types.is_nested(array.type):
                 return array
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
@@ -405,6 +408,29 @@ def sample_disagrees(raw: pa.ChunkedArray, converted: t.Any, plan: ColumnPlan) -
     except Exception:
         return True
     return any(not _same_value(a, b) for a, b in zip(ours, theirs))
+
+
+def same_values_as_dbapi(raw: t.Any, plan: ColumnPlan, dialect_name: str) -> bool:
+    """Whether the Arrow driver's values, as Python objects, are those the DBAPI driver gives,
+    so SQLAlchemy's own processing can be applied to them.
+
+    SQLite's module returns int, float, str and bytes, as ADBC's SQLite driver does. On
+    PostgreSQL, psycopg returns numerics as Decimal, JSON parsed and timestamps in the session's
+    zone where ADBC gives text and UTC, so only the plain types qualify.
+    """
+    import pyarrow as pa
+
+    type_ = getattr(raw, "type", None)
+    if type_ is None:
+        return False
+    if dialect_name == "sqlite":
+        return True
+    plain = (
+        pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_boolean(type_)
+        or pa.types.is_binary(type_) or pa.types.is_date32(type_) or pa.types.is_time64(type_)
+    )
+    text = pa.types.is_string(type_) and plan.kind in ("string", "enum")
+    return plain or text
 
 
 def _same_value(ours: t.Any, theirs: t.Any) -> bool:

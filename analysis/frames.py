@@ -147,7 +147,8 @@ def _read(
     """
     if application_name is not None and not session_has_writes(session) and fastpath.supports(engine):
         try:
-            return _collect(_arrow_batches(engine, resolved, plans, application_name), plans, bar, check=True)
+            batches = _arrow_batches(engine, resolved, plans, application_name)
+            return _collect(batches, plans, bar, check=True, dialect_name=engine.dialect.name)
         except fastpath.FastPathUnavailable:
             bar.reset()
     try:
@@ -205,7 +206,8 @@ def _dbapi_batches(
     statement = _raw_statement(resolved, plans, conn.dialect.name, casts="all" if sqlite else "none")
     # SQLite reads incrementally anyway; elsewhere a server-side cursor bounds memory.
     options = {} if sqlite else {"stream_results": True, "max_row_buffer": rows_per_batch}
-    result = conn.execution_options(**options).execute(statement, resolved.params)
+    # Per statement: Connection.execution_options() would change the (session's) connection.
+    result = conn.execute(statement, resolved.params, execution_options=options)
     try:
         if not result.returns_rows:
             raise QueryError("The statement returned no rows (it is not a query).")
@@ -227,7 +229,8 @@ def _dbapi_batches(
 
 
 def _collect(
-    batches: t.Iterator[Batch], plans: list[dtypes.ColumnPlan] | None, bar: Progress, *, check: bool
+    batches: t.Iterator[Batch], plans: list[dtypes.ColumnPlan] | None, bar: Progress, *, check: bool,
+    dialect_name: str = "",
 ) -> tuple[list[str], list[list[Column]]]:
     """Convert batch by batch, so each raw batch is freed as soon as it is converted."""
     names: list[str] = []
@@ -236,7 +239,9 @@ def _collect(
     for names, raw in batches:
         if converter is None:
             names = unique_names(names)
-            converter = _Converter(plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=check)
+            converter = _Converter(
+                plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=check, dialect_name=dialect_name
+            )
             chunks = [[] for _ in names]
         rows = len(raw[0]) if raw else 0
         for i, column in enumerate(converter.convert(raw)):
@@ -278,14 +283,16 @@ class _Converter:
     """Applies the column plans to batch after batch.
 
     A TypeDecorator column is checked on its first values against SQLAlchemy's own
-    processing. With ``check`` (raw values from the Arrow driver) a disagreement raises
-    :class:`dtypes.Unfaithful`; without it (DBAPI values) that column is processed value by
-    value from then on.
+    processing; on a disagreement the column is processed value by value from then on, as the
+    ORM would. With ``check`` (raw values from the Arrow driver), that is only done where the
+    driver's values are the ones the DBAPI driver would give; otherwise
+    :class:`dtypes.Unfaithful` sends the read to SQLAlchemy's route.
     """
 
-    def __init__(self, plans: list[dtypes.ColumnPlan], *, check: bool) -> None:
+    def __init__(self, plans: list[dtypes.ColumnPlan], *, check: bool, dialect_name: str = "") -> None:
         self.plans = list(plans)
         self.check = check
+        self.dialect_name = dialect_name
         self.checked: set[int] = set()
 
     def convert(self, raw: list[Column]) -> list[Column]:
@@ -305,7 +312,7 @@ class _Converter:
             if plan.processor is not None and plan.kind != "python" and i not in self.checked and len(column):
                 self.checked.add(i)
                 if dtypes.sample_disagrees(column, converted, plan):
-                    if self.check:
+                    if self.check and not dtypes.same_values_as_dbapi(column, plan, self.dialect_name):
                         raise dtypes.Unfaithful(plan.name)
                     self.plans[i] = plan = dataclasses.replace(plan, kind="python")
                     converted = dtypes.convert_column(column, plan)
@@ -481,9 +488,9 @@ def _check_backend(dtype_backend: str) -> None:
 class Progress:
     """A tqdm bar that appears once more than :data:`PROGRESS_ROWS` rows have been read."""
 
-    def __init__(self, enabled: bool, threshold: int = PROGRESS_ROWS) -> None:
+    def __init__(self, enabled: bool, threshold: int | None = None) -> None:
         self.enabled = enabled
-        self.threshold = threshold
+        self.threshold = PROGRESS_ROWS if threshold is None else threshold
         self.rows = 0
         self._bar: t.Any = None
 

@@ -217,7 +217,7 @@ def _text_keys(conn: sa.Connection, resolved: ResolvedQuery) -> list[str]:
                 return list(conn.execute(probe, resolved.params).keys())
         except sa.exc.DBAPIError:
             pass  # not usable as a derived table: fall through to a streaming probe
-    result = conn.execution_options(stream_results=True).execute(clause, resolved.params)
+    result = conn.execute(clause, resolved.params, execution_options={"stream_results": True})
     try:
         return list(result.keys())
     finally:
