@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 import typing as t
@@ -218,7 +219,7 @@ def _script_name() -> str:
     if spec is not None and spec.name:
         return spec.name
     path = getattr(main, "__file__", None)
-    return path.rsplit("/", 1)[-1].removesuffix(".py") if path else "job"
+    return os.path.basename(path).removesuffix(".py") if path else "interactive"
 
 
 def _describe(error: BaseException) -> str:

@@ -26,7 +26,7 @@ from ..models import DailyEventSummary, Event
 if t.TYPE_CHECKING:
     from analysis import Workbench
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("my_app.jobs.daily_summary")  # not __main__ under python -m
 
 
 @analysis.job("my_app:create_app")

@@ -28,7 +28,7 @@ from ..models import Event, User
 if t.TYPE_CHECKING:
     from analysis import Workbench
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("my_app.jobs.deactivate_idle_users")  # not __main__ under python -m
 
 
 def idle_users(idle_days: int, as_of: dt.date) -> sa.ColumnElement[bool]:
