@@ -19,6 +19,7 @@ from .errors import (
     InsertError,
     JobError,
     NotConnectedError,
+    ParameterError,
     QueryError,
     ReadOnlyError,
     ReportNotFoundError,
@@ -28,6 +29,8 @@ if t.TYPE_CHECKING:
 
 from .ipython import load_ipython_extension, unload_ipython_extension
 from .session import Workbench, connect, current
+from .export import ExportResult
+from .reports import report
 from .inserts import insert_frame
 from .jobs import job
 from . import frames as _frames  # noqa: E402  loaded first: the shortcut `frames` below takes its name
@@ -42,16 +45,21 @@ __all__ = [
     "InsertError",
     "JobError",
     "NotConnectedError",
+    "ParameterError",
     "QueryError",
     "ReadOnlyError",
     "ReportNotFoundError",
     "Workbench",
+    "ExportResult",
     "connect",
     "current",
+    "export_csv",
+    "export_parquet",
     "frame",
     "frames",
     "insert_frame",
     "job",
+    "report",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -66,3 +74,13 @@ def frames(query: t.Any, **options: t.Any) -> t.Iterator[pd.DataFrame]:
     """:meth:`Workbench.frames` on the current Workbench (``from analysis.frames import ...``
     still reaches the module)."""
     return current().frames(query, **options)
+
+
+def export_csv(query: t.Any, path: t.Any, **options: t.Any) -> ExportResult:
+    """:meth:`Workbench.export_csv` on the current Workbench: ``analysis.export_csv(User, "u.csv")``."""
+    return current().export_csv(query, path, **options)
+
+
+def export_parquet(query: t.Any, path: t.Any, **options: t.Any) -> ExportResult:
+    """:meth:`Workbench.export_parquet` on the current Workbench."""
+    return current().export_parquet(query, path, **options)

@@ -57,10 +57,14 @@ def neutralise_array(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
         return array
     # The triggers are ASCII, so comparing the first byte is exact (and ~4x faster than
     # slicing by character).
-    binary = pa.large_binary() if pa.types.is_large_string(array.type) else pa.binary()
     if pa.types.is_string_view(array.type):
         array = pc.cast(array, pa.string())
-    first = pc.binary_slice(array.view(binary), 0, 1)
+    binary = pa.large_binary() if pa.types.is_large_string(array.type) else pa.binary()
+    if isinstance(array, pa.ChunkedArray):
+        as_bytes = pa.chunked_array([chunk.view(binary) for chunk in array.chunks], binary)
+    else:
+        as_bytes = array.view(binary)
+    first = pc.binary_slice(as_bytes, 0, 1)
     mask = pc.is_in(first, value_set=pa.array([c.encode() for c in EXCEL_TRIGGERS], binary))
     if not pc.any(mask).as_py():
         return array
@@ -204,6 +208,13 @@ class CsvWriter:
         text = io.StringIO()
         csv.writer(text, lineterminator=self.lineterminator).writerow(self.names)
         self._out.write(text.getvalue().encode("utf-8"))
+
+    def write(self, chunk: pa.Table | pd.DataFrame) -> None:
+        """Append the rows of an Arrow table or a DataFrame."""
+        if hasattr(chunk, "iloc"):
+            self.write_frame(chunk)
+        else:
+            self.write_table(chunk)
 
     def write_frame(self, frame: pd.DataFrame) -> None:
         """Append the rows of a DataFrame chunk."""

@@ -39,6 +39,8 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy.orm import Session, scoped_session
 
+    from .export import ExportResult
+
 _current: Workbench | None = None
 
 
@@ -464,6 +466,79 @@ class Workbench:
         from .inserts import insert_into
 
         return insert_into(self, model, df, chunksize=chunksize, on_conflict=on_conflict)
+
+    def export_csv(
+        self,
+        query: t.Any,
+        path: str | os.PathLike[str],
+        *,
+        params: t.Mapping[str, t.Any] | None = None,
+        chunksize: int | None = None,
+        compression: str | dict[str, t.Any] | None = "infer",
+        excel_safe: bool = True,
+        progress: bool = True,
+        encoding: str = "utf-8",
+    ) -> ExportResult:
+        """Write the rows of ``query`` (anything :meth:`frame` accepts) to a CSV file.
+
+        Streamed chunk by chunk (``chunksize`` rows, default 50,000; on PostgreSQL the server's
+        COPY), so memory does not grow with the table; atomic, so an earlier file at ``path``
+        survives any failure; read-only. ``.gz``/``.zip`` names are compressed. ``excel_safe``
+        neutralises text a spreadsheet would run as a formula; ``encoding="utf-8-sig"`` adds
+        the BOM Excel wants. Returns an :class:`~analysis.export.ExportResult` (``rows``,
+        ``path``, ``bytes``, ``seconds``).
+
+        >>> wb.export_csv(User.query.filter_by(country="DE"), "de-users.csv").rows
+        412
+        """
+        from .export import export_csv
+
+        self.activate()
+        return export_csv(
+            self, query, path, params=params, chunksize=chunksize, compression=compression,
+            excel_safe=excel_safe, progress=progress, encoding=encoding,
+        )
+
+    def export_parquet(
+        self,
+        query: t.Any,
+        path: str | os.PathLike[str],
+        *,
+        params: t.Mapping[str, t.Any] | None = None,
+        chunksize: int | None = None,
+        compression: str | None = "snappy",
+        progress: bool = True,
+    ) -> ExportResult:
+        """Write the rows of ``query`` to a Parquet file (pyarrow), streamed and atomic.
+
+        Columns keep the types :meth:`frame` gives (exact decimals, UTC timestamps, nullable
+        integers); ``compression`` is a Parquet codec (``"snappy"``, ``"zstd"``, ``None``).
+        """
+        from .export import export_parquet
+
+        self.activate()
+        return export_parquet(
+            self, query, path, params=params, chunksize=chunksize, compression=compression, progress=progress
+        )
+
+    def report(self, name: str, **params: t.Any) -> pd.DataFrame:
+        """Run the named report (see :func:`analysis.report`) and return its rows.
+
+        >>> wb.report("signups-by-week", since=datetime.date(2026, 1, 1))
+        """
+        from . import reports
+
+        self.activate()
+        built = reports.get(name, self.app).build(**params)
+        if type(built).__name__ == "DataFrame":
+            return built
+        return self.frame(built)
+
+    def reports(self) -> pd.DataFrame:
+        """The reports available here: name, parameters, description."""
+        from . import reports
+
+        return reports.listing(self.app)
 
 
 def default_application_name(app: Flask, purpose: str = "notebook") -> str:
