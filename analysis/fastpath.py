@@ -16,6 +16,7 @@ closed before the call returns.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import os
 import typing as t
 import urllib.parse
@@ -57,12 +58,20 @@ def compile_statement(statement: sa.Executable, params: t.Mapping[str, t.Any], d
     processing applied (timestamps to the stored format, enums to names...)."""
     compiled = statement.compile(dialect=dialect)
     state = compiled.construct_expanded_state(dict(params))
+    # The expanded state lists processors only for expanded (IN) parameters.
+    processors = {**getattr(compiled, "_bind_processors", {}), **state.processors}
     values = {
-        key: state.processors[key](value) if state.processors.get(key) else value
+        key: processors[key](value) if processors.get(key) else value
         for key, value in state.parameters.items()
     }
     order = state.positiontup or ()
-    return state.statement, tuple(values[key] for key in order)
+    return state.statement, tuple(_driver_value(values[key]) for key in order)
+
+
+def _driver_value(value: t.Any) -> t.Any:
+    """Decimals as text: the ADBC drivers cannot bind them, and the SQL casts the text back
+    (SQLAlchemy renders ``$1::NUMERIC`` on PostgreSQL)."""
+    return str(value) if isinstance(value, decimal.Decimal) else value
 
 
 def positional_dialect(engine: sa.Engine) -> sa.Dialect:

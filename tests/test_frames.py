@@ -385,6 +385,16 @@ def test_errors_name_the_problem(wb):
     assert wb.engine.pool.checkedout() == 0
 
 
+def test_filters_with_every_parameter_type(wb, route):
+    query = sa.select(TypeRow.id).where(
+        TypeRow.instant > dt.datetime(1999, 12, 31, 23, tzinfo=UTC), TypeRow.day >= dt.date(1970, 1, 1),
+        TypeRow.id.in_([1, 3]), TypeRow.color.in_([Color.green, Color.red]), TypeRow.price > decimal.Decimal("-1"),
+        TypeRow.flag.is_not(None), TypeRow.label != "nothing",
+    ).order_by(TypeRow.id)
+    assert wb.frame(query)["id"].tolist() == [1, 3]
+    assert wb.frame(query.where(TypeRow.color == Color.green))["id"].tolist() == [1]
+
+
 def test_parameters_are_bound_never_formatted(wb):
     hostile = "x' OR '1'='1"
     assert len(wb.frame("SELECT id FROM frame_types WHERE label = :label", params={"label": hostile})) == 0
