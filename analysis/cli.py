@@ -81,7 +81,7 @@ def _summary(result: ExportResult) -> None:
 
 
 @click.command("export")
-@click.argument("path", type=click.Path(dir_okay=False, allow_dash=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--model", "model_name", metavar="NAME", help="Export every row of this model (class name).")
 @click.option("--table", "table_name", metavar="NAME", help="Export every row of this table.")
 @click.option("--sql", metavar="SELECT", help="Export the rows of this SQL query (use :name parameters).")
@@ -139,7 +139,7 @@ def export_command(
 
 @click.command("report")
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write to this file (.csv, .csv.gz, .csv.zip, .parquet); default: CSV on stdout.")
 @click.option("--param", "param_list", multiple=True, metavar="NAME=VALUE", help=_PARAM_HELP)
 @click.option("--list", "list_reports", is_flag=True, help="List the reports and their parameters.")
@@ -202,7 +202,11 @@ def _write(
     encoding: str,
     progress: bool | None,
 ) -> ExportResult:
+    from .export import export_frame
+
     show = sys.stderr.isatty() if progress is None else progress
+    if hasattr(query, "iloc") and hasattr(query, "columns"):  # a report that computed a DataFrame
+        return export_frame(query, path, excel_safe=excel_safe, encoding=encoding)
     if fmt == "parquet":
         return workbench.export_parquet(query, path, params=params, chunksize=chunksize, progress=show)
     return workbench.export_csv(

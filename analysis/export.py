@@ -76,6 +76,8 @@ class ExportResult:
 
 def output_format(path: str | os.PathLike[str]) -> str:
     """``"csv"`` or ``"parquet"``, from the file name; :class:`ExportError` if neither."""
+    if Path(path).is_dir():
+        _check_target(Path(path))
     name = Path(path).name.lower()
     stem = name
     for suffix in _COMPRESSIONS:
@@ -120,6 +122,7 @@ def export_csv(
     compress = _compression(path, compression)
     chunksize = _chunksize(chunksize)
     _check_encoding(encoding)
+    _check_target(path)
     with _reporting(path):
         resolved = _resolve(workbench, query, params)
         use_copy = _use_copy(workbench, resolved, method=method, lineterminator=lineterminator)
@@ -165,6 +168,7 @@ def export_parquet(
     started = time.perf_counter()
     path = Path(path)
     chunksize = _chunksize(chunksize)
+    _check_target(path)
     with _reporting(path):
         resolved = _resolve(workbench, query, params)
 
@@ -240,6 +244,7 @@ def export_frame(
 
     started = time.perf_counter()
     path = Path(path)
+    _check_target(path)
     with _reporting(path), atomic_output(path) as raw:
         if output_format(path) == "parquet":
             frame.to_parquet(raw, index=False)
@@ -451,6 +456,18 @@ def _chunksize(chunksize: int | None) -> int:
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be a positive number of rows, not {chunksize!r}.")
     return chunksize
+
+
+def _check_target(path: Path) -> None:
+    """Fail before any query runs if ``path`` cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ExportError(f"Cannot write {str(path)!r}: it is a directory. Give a file name, such as {str(path / 'export.csv')!r}.")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ExportError(f"Cannot write {str(path)!r}: the directory {str(parent)!r} {what}. Create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"Cannot write {str(path)!r}: no permission to create files in {str(parent)!r}.")
 
 
 def _check_encoding(encoding: str) -> None:

@@ -19,7 +19,7 @@ process's (``ru_maxrss``), imports included. ``--big-rows`` (default 4M) repeats
 a bigger table to show that its memory does not grow with the row count.
 
 The demo data comes from ``my_app``'s seeder (10 columns: ints, text, a timestamp, a decimal,
-floats, booleans, NULLs) and is kept in ``bench/.data`` (SQLite) and in PostgreSQL schemas
+floats, booleans, NULLs) and is kept in ``bench/data`` (SQLite) and in PostgreSQL schemas
 ``bench_events_<rows>`` of the ``test`` database, so later runs start at once.
 """
 
@@ -37,7 +37,7 @@ import typing as t
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / ".data"
+DATA = ROOT / "bench" / "data"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 QUERY = "SELECT * FROM events"
 
