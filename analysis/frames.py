@@ -14,18 +14,16 @@ Column values are read without SQLAlchemy's per-value result processing (the col
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 import sqlalchemy as sa
 
-from . import dtypes, fastpath
+from . import columnar, conversion, dtypes, fastpath
 from .errors import QueryError
 from .queries import ResolvedQuery, _resolve, query_error, unique_names
 from .routing import bind_for, plain_session, read_connection, session_has_writes
 
 if t.TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
     from sqlalchemy.orm import Session
@@ -38,8 +36,6 @@ PROGRESS_ROWS = 100_000
 #: Rows per fetch when reading through the DBAPI driver.
 FETCH_ROWS = 65_536
 
-Column = t.Union["pa.ChunkedArray", "pa.Array", "np.ndarray[t.Any, t.Any]"]
-Batch = tuple[list[str], list[Column]]
 
 
 def read_frame(
@@ -63,12 +59,12 @@ def read_frame(
     try:
         try:
             names, chunks = _read(session, engine, resolved, plans, bar, workbench.application_name)
-        except dtypes.Unfaithful:
+        except conversion.Unfaithful:
             # Values the fast route cannot convert faithfully (a TypeDecorator with its own
             # processing, stored values of another type): read again through SQLAlchemy.
             bar.reset()
             names, chunks = _read(session, engine, resolved, plans, bar, None)
-        frame = _assemble(names, chunks, dtype_backend)
+        frame = columnar.assemble(names, chunks, dtype_backend)
     finally:
         bar.close()
     if resolved.expressions is None and columns is not None:
@@ -140,7 +136,7 @@ def _read(
     plans: list[dtypes.ColumnPlan] | None,
     bar: Progress,
     application_name: str | None,
-) -> tuple[list[str], list[list[Column]]]:
+) -> tuple[list[str], list[list[columnar.Column]]]:
     """Column names and converted columns (a list of chunks each), by the quickest route.
 
     ``application_name`` ``None`` skips the fast route.
@@ -160,7 +156,7 @@ def _read(
 
 def _arrow_batches(
     engine: sa.Engine, resolved: ResolvedQuery, plans: list[dtypes.ColumnPlan] | None, application_name: str
-) -> t.Iterator[Batch]:
+) -> t.Iterator[columnar.Batch]:
     """Raw columns from the Arrow-native driver, one record batch at a time.
 
     ADBC's SQLite driver types a column from the values of its first batch; should a later
@@ -193,14 +189,14 @@ def _arrow_batches(
                     continue
                 raise fastpath.FastPathUnavailable(str(e)) from e
             if not yielded:
-                yield names, [_empty() for _ in names]
+                yield names, [columnar.empty_column() for _ in names]
             return
     raise fastpath.FastPathUnavailable("the driver could not type the columns")
 
 
 def _dbapi_batches(
     conn: sa.Connection, resolved: ResolvedQuery, plans: list[dtypes.ColumnPlan] | None, rows_per_batch: int
-) -> t.Iterator[Batch]:
+) -> t.Iterator[columnar.Batch]:
     """Raw columns of ``rows_per_batch`` rows at a time, from a streaming cursor."""
     sqlite = conn.dialect.name == "sqlite"
     statement = _raw_statement(resolved, plans, conn.dialect.name, casts="all" if sqlite else "none")
@@ -220,26 +216,26 @@ def _dbapi_batches(
             if not rows:
                 break
             yielded = True
-            yield names, rows_to_columns(rows, len(keys), objects)
+            yield names, columnar.rows_to_columns(rows, len(keys), objects)
             del rows
         if not yielded:
-            yield names, [_empty() for _ in keys]
+            yield names, [columnar.empty_column() for _ in keys]
     finally:
         result.close()
 
 
 def _collect(
-    batches: t.Iterator[Batch], plans: list[dtypes.ColumnPlan] | None, bar: Progress, *, check: bool,
+    batches: t.Iterator[columnar.Batch], plans: list[dtypes.ColumnPlan] | None, bar: Progress, *, check: bool,
     dialect_name: str = "",
-) -> tuple[list[str], list[list[Column]]]:
+) -> tuple[list[str], list[list[columnar.Column]]]:
     """Convert batch by batch, so each raw batch is freed as soon as it is converted."""
     names: list[str] = []
-    chunks: list[list[Column]] = []
-    converter: _Converter | None = None
+    chunks: list[list[columnar.Column]] = []
+    converter: columnar.Converter | None = None
     for names, raw in batches:
         if converter is None:
             names = unique_names(names)
-            converter = _Converter(
+            converter = columnar.Converter(
                 plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=check, dialect_name=dialect_name
             )
             chunks = [[] for _ in names]
@@ -262,156 +258,18 @@ def _generate_frames(
 ) -> t.Generator[pd.DataFrame, None, None]:
     try:
         with read_connection(session, resolved.statement) as conn:
-            converter: _Converter | None = None
+            converter: columnar.Converter | None = None
             for names, raw in _dbapi_batches(conn, resolved, plans, chunksize):
                 if converter is None:
                     names = unique_names(names)
-                    converter = _Converter(plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=False)
-                frame = _assemble(unique_names(names), [[c] for c in converter.convert(raw)], dtype_backend)
+                    converter = columnar.Converter(plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=False)
+                frame = columnar.assemble(unique_names(names), [[c] for c in converter.convert(raw)], dtype_backend)
                 del raw
                 if resolved.expressions is None and columns is not None:
                     frame = frame[_existing(columns, list(frame.columns), "columns")]
                 yield _set_index(frame, index_col)
     except sa.exc.DBAPIError as e:
         raise query_error(e, resolved.statement) from e
-
-
-# -- conversion -------------------------------------------------------------------------------
-
-
-class _Converter:
-    """Applies the column plans to batch after batch.
-
-    A TypeDecorator column is checked on its first values against SQLAlchemy's own
-    processing; on a disagreement the column is processed value by value from then on, as the
-    ORM would. With ``check`` (raw values from the Arrow driver), that is only done where the
-    driver's values are the ones the DBAPI driver would give; otherwise
-    :class:`dtypes.Unfaithful` sends the read to SQLAlchemy's route.
-    """
-
-    def __init__(self, plans: list[dtypes.ColumnPlan], *, check: bool, dialect_name: str = "") -> None:
-        self.plans = list(plans)
-        self.check = check
-        self.dialect_name = dialect_name
-        self.checked: set[int] = set()
-
-    def convert(self, raw: list[Column]) -> list[Column]:
-        import pyarrow as pa
-
-        out: list[Column] = []
-        for i, plan in enumerate(self.plans):
-            column, raw[i] = raw[i], None  # type: ignore[call-overload]
-            try:
-                converted = dtypes.convert_column(column, plan)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                if self.check:  # stored values the fast route cannot type: let SQLAlchemy read them
-                    raise dtypes.Unfaithful(plan.name) from e
-                raise QueryError(f"Column {plan.name!r} holds values that do not fit its type: {e}") from e
-            except ValueError as e:
-                raise QueryError(str(e)) from e
-            if plan.processor is not None and plan.kind != "python" and i not in self.checked and len(column):
-                self.checked.add(i)
-                if dtypes.sample_disagrees(column, converted, plan):
-                    if self.check and not dtypes.same_values_as_dbapi(column, plan, self.dialect_name):
-                        raise dtypes.Unfaithful(plan.name)
-                    self.plans[i] = plan = dataclasses.replace(plan, kind="python")
-                    converted = dtypes.convert_column(column, plan)
-            out.append(_detach(converted, column))
-            del column
-        return out
-
-
-def _detach(converted: Column, raw: Column) -> Column:
-    """``converted`` as one array, copied if it shares memory with ``raw``.
-
-    An Arrow batch imported from a driver is freed only once none of its columns is referenced,
-    so a column kept as it came (text, integers) would keep the whole raw batch alive.
-    """
-    import pyarrow as pa
-
-    if isinstance(converted, pa.ChunkedArray):
-        converted = converted.combine_chunks() if converted.num_chunks != 1 else converted.chunk(0)
-    if not isinstance(converted, pa.Array) or not isinstance(raw, (pa.Array, pa.ChunkedArray)):
-        return converted
-    raw_chunks = raw.chunks if isinstance(raw, pa.ChunkedArray) else [raw]
-    shared = {b.address for chunk in raw_chunks for b in chunk.buffers() if b is not None}
-    if any(b is not None and b.address in shared for b in converted.buffers()):
-        return pa.concat_arrays([converted])
-    return converted
-
-
-def _assemble(names: list[str], chunks: list[list[Column]], dtype_backend: str) -> pd.DataFrame:
-    """One DataFrame from converted chunks, freeing each column's chunks as it goes."""
-    import pandas as pd
-
-    data: dict[str, pd.Series] = {}
-    for i, name in enumerate(names):
-        parts, chunks[i] = chunks[i], []
-        column = _concat(parts)
-        del parts
-        data[name] = dtypes.to_series(column, dtype_backend)
-        del column
-    frame = pd.DataFrame(data, copy=False)
-    frame.columns = list(names)
-    return frame
-
-
-def rows_to_columns(rows: t.Sequence[t.Sequence[t.Any]], width: int, objects: t.Container[int] = ()) -> list[Column]:
-    """DBAPI rows -> one Arrow array per column (object arrays where Arrow cannot type them)."""
-    import pyarrow as pa
-
-    columns: list[Column] = []
-    for i, values in enumerate(zip(*rows) if rows else [()] * width):
-        if i not in objects:
-            try:
-                array = pa.array(values)
-                if not pa.types.is_nested(array.type):
-                    columns.append(array)
-                    continue
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-                pass
-        columns.append(_object_array(values))
-    return columns
-
-
-def _concat(parts: list[Column]) -> Column:
-    """One column from its chunks: Arrow when they share a type (after unifying), else objects."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not parts:
-        return _empty()
-    if all(isinstance(p, pa.Array) for p in parts):
-        types = {p.type for p in parts if not pa.types.is_null(p.type)}
-        if len(types) <= 1:
-            target = types.pop() if types else pa.null()
-            return pa.chunked_array([p if p.type == target else p.cast(target) for p in parts], type=target)
-        try:
-            schemas = [pa.schema([("c", ty)]) for ty in types]
-            target = pa.unify_schemas(schemas, promote_options="permissive").field("c").type
-            return pa.chunked_array([p.cast(target) for p in parts], type=target)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            pass
-    if all(isinstance(p, np.ndarray) for p in parts):
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
-    values: list[t.Any] = []
-    for p in parts:
-        values += p.to_pylist() if isinstance(p, pa.Array) else list(p)
-    return _object_array(values)
-
-
-def _object_array(values: t.Sequence[t.Any]) -> np.ndarray[t.Any, t.Any]:
-    import numpy as np
-
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
-
-
-def _empty() -> pa.Array:
-    import pyarrow as pa
-
-    return pa.nulls(0)
 
 
 # -- statements -------------------------------------------------------------------------------
