@@ -227,7 +227,7 @@ def _text_keys(conn: sa.Connection, resolved: ResolvedQuery) -> list[str]:
 def query_error(error: sa.exc.DBAPIError, statement: t.Any = None) -> QueryError:
     """A :class:`QueryError` naming what the database said about a query."""
     reason = str(error.orig).strip() if error.orig is not None else str(error)
-    sql = str(error.statement or statement or "").strip()
+    sql = str(error.statement if error.statement is not None else statement if statement is not None else "").strip()
     if len(sql) > 300:
         sql = sql[:300] + "..."
     return QueryError(f"The database rejected the query: {reason}\nSQL: {sql}")
