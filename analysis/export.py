@@ -46,6 +46,10 @@ if t.TYPE_CHECKING:
 #: that a chunk of a wide table stays in the tens of megabytes.
 DEFAULT_CHUNKSIZE = 50_000
 
+#: Exports show a progress bar once they pass this many rows (or bytes, on the COPY route).
+PROGRESS_ROWS = 100_000
+PROGRESS_BYTES = 8 * 1024 * 1024
+
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zip": "zip"}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -440,14 +444,42 @@ def _reporting(path: Path | None) -> t.Iterator[None]:
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, path: Path, *, unit: str) -> t.Iterator[t.Callable[[int], None]]:
+    """A tqdm bar (stderr, or a widget in notebooks) that appears only once the export is
+    big enough to be worth watching; small exports print nothing."""
     if not enabled:
         yield lambda n: None
         return
-    from tqdm.auto import tqdm
-
-    scale = unit == "B"
-    with tqdm(desc=path.name, unit=unit, unit_scale=True, unit_divisor=1024 if scale else 1000, leave=False) as bar:
+    bar = _LazyBar(path.name, unit=unit)
+    try:
         yield bar.update
+    finally:
+        bar.close()
+
+
+class _LazyBar:
+    def __init__(self, description: str, *, unit: str) -> None:
+        self.description = description
+        self.bytes = unit == "B"
+        self.threshold = PROGRESS_BYTES if self.bytes else PROGRESS_ROWS
+        self.count = 0
+        self._bar: t.Any = None
+
+    def update(self, n: int) -> None:
+        self.count += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self.count > self.threshold:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                desc=self.description, unit="B" if self.bytes else " rows", unit_scale=True,
+                unit_divisor=1024 if self.bytes else 1000, initial=self.count, leave=False,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _chunksize(chunksize: int | None) -> int:

@@ -245,13 +245,14 @@ FAILING_SQL = {
 
 
 def test_a_failing_query_leaves_the_previous_file_and_no_temporary(wb, tmp_path, backend):
-    target = tmp_path / "out.csv"
+    target = tmp_path / "out" / "out.csv"
+    target.parent.mkdir()
     target.write_text("previous export\n")
     with pytest.raises(QueryError) as info:
         wb.export_csv(FAILING_SQL[backend], target, chunksize=10_000, progress=False)
     assert "rejected" in str(info.value)
     assert target.read_text() == "previous export\n"
-    assert os.listdir(tmp_path) == ["out.csv"]
+    assert os.listdir(target.parent) == ["out.csv"]
     assert wb.frame("SELECT 1 AS one")["one"].tolist() == [1]  # the Workbench still works
 
 
