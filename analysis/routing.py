@@ -65,10 +65,30 @@ def read_connection(session: AnySession, statement: sa.Executable | None = None)
         yield sess.connection(bind_arguments={"clause": statement} if statement is not None else None)
         return
     conn = bind_for(sess, statement).connect()
+    restore: str | None = None
     try:
+        restore = _make_read_only(conn)
         yield conn
     finally:
         try:
             conn.rollback()
+            if restore is not None:
+                conn.exec_driver_sql(restore)
         finally:
             conn.close()
+
+
+def _make_read_only(conn: sa.Connection) -> str | None:
+    """Make the separate connection's transaction read-only, even on a writable Workbench:
+    a query is only meant to read, and the database should refuse anything else (SQLite's
+    driver would even autocommit a ``WITH ... DELETE``). Returns SQL that undoes it, if any."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        if conn.exec_driver_sql("PRAGMA query_only").scalar():
+            return None
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        return "PRAGMA query_only = OFF"
+    if name in ("postgresql", "mysql", "mariadb"):
+        # The next (PostgreSQL: the current) transaction only: nothing to undo.
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    return None

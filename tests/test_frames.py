@@ -319,6 +319,27 @@ def test_reads_leave_no_transaction_or_connection_behind(types_app, backend):
             assert all(state == "idle" for (state,) in ours), ours
 
 
+@pytest.mark.backends("sqlite", "postgresql")
+def test_the_fast_route_connection_is_read_only(types_app, backend):
+    from analysis import fastpath
+
+    with analysis.connect(types_app, writable=True) as wb:
+        with pytest.raises(fastpath.FastPathUnavailable, match=r"(?i)read.?only"):
+            with fastpath.open_reader(wb.engine, "DELETE FROM frame_types RETURNING id", ()) as reader:
+                reader.read_all()
+        # A data-modifying query on a writable Workbench runs on a connection that is rolled back.
+        sneaky = {
+            "sqlite": "WITH doomed AS (SELECT 1) DELETE FROM frame_types",
+            "postgresql": "WITH doomed AS (DELETE FROM frame_types RETURNING id) SELECT count(*) AS n FROM doomed",
+        }[backend]
+        try:
+            wb.frame(sneaky)
+        except QueryError:
+            pass  # SQLite: the statement returns no rows
+        assert wb.frame(sa.select(sa.func.count()).select_from(TypeRow)).iloc[0, 0] == 3
+        assert wb.engine.pool.checkedout() == 0
+
+
 def test_frames_hold_a_connection_only_while_iterating(seeded_wb, backend):
     wb = seeded_wb
     engine = wb.engine
