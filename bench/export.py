@@ -1,7 +1,7 @@
 """Benchmark: the events table to CSV, export_csv against the floors and the usual pandas way.
 
-    .venv/bin/python bench/export.py                      # 1M rows, SQLite and PostgreSQL
-    .venv/bin/python bench/export.py --rows 100000 --repeat 1 --big-rows 0   # a quick look
+    .venv/bin/python -m bench.export --write-readme     # 1M (and 4M) rows, SQLite and PostgreSQL
+    .venv/bin/python -m bench.export --rows 100000 --repeat 1 --big-rows 0   # a quick look
 
 Methods, each run in a fresh process, ``--repeat`` times (median reported):
 
@@ -17,6 +17,7 @@ Seconds are measured inside each process around the export itself (interpreter s
 imports excluded; for the ``sqlite3`` shell, the whole process). Peak RSS is the whole
 process's (``ru_maxrss``), imports included. ``--big-rows`` (default 4M) repeats export_csv on
 a bigger table to show that its memory does not grow with the row count.
+``--write-readme`` puts the results and the command into bench/README.md.
 
 The demo data comes from ``my_app``'s seeder (10 columns: ints, text, a timestamp, a decimal,
 floats, booleans, NULLs) and is kept in ``bench/data`` (SQLite) and in PostgreSQL schemas
@@ -46,6 +47,9 @@ METHODS = {
     "postgresql": ["read_sql+to_csv", "psycopg COPY", "export_csv"],
 }
 FLOORS = {"sqlite": "sqlite3 -csv", "postgresql": "psycopg COPY"}
+ROUTE = {"sqlite": "ADBC Arrow batches", "postgresql": "COPY"}
+README = ROOT / "bench" / "README.md"
+BEGIN, END = "<!-- export:begin -->", "<!-- export:end -->"
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -122,9 +126,15 @@ def run_method(method: str, backend: str, url: str, out: Path) -> float:
                     f.write(block)
         return time.perf_counter() - started
     if method == "export_csv":
+        import importlib
+
         import analysis
+        import analysis.export  # noqa: F401  (imports are not what is measured)
         from my_app import create_app
         from my_app.models import Event
+
+        for module in ("pyarrow.csv", "pyarrow.compute", "adbc_driver_sqlite.dbapi"):
+            importlib.import_module(module)
 
         wb = analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": url})
         started = time.perf_counter()
@@ -149,7 +159,7 @@ def measure(method: str, backend: str, url: str, out: Path) -> dict[str, float]:
         seconds = time.perf_counter() - started
     else:
         process = subprocess.Popen(
-            [sys.executable, __file__, "--child", method, "--backend", backend, "--url", url, "--out", str(out)],
+            [sys.executable, "-m", "bench.export", "--child", method, "--backend", backend, "--url", url, "--out", str(out)],
             stdout=subprocess.PIPE, cwd=ROOT,
         )
         assert process.stdout is not None
@@ -170,18 +180,122 @@ def measure(method: str, backend: str, url: str, out: Path) -> dict[str, float]:
 # -- the run -----------------------------------------------------------------------------------------
 
 
+def in_child(args: list[str]) -> str:
+    """Run a step in a process of its own and return its last line of output.
+
+    This process stays small: Linux carries a process's peak RSS over into the programs it
+    starts, so a parent that had imported pandas would inflate every measurement.
+    """
+    done = subprocess.run([sys.executable, "-m", "bench.export", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
 def median_runs(method: str, backend: str, url: str, out: Path, repeat: int) -> dict[str, float]:
     runs = [measure(method, backend, url, out) for _ in range(repeat)]
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+def machine() -> str:
+    import platform
+
+    import pandas as pd
+    import pyarrow as pa
+    import sqlalchemy as sa
+
+    sqlite3_version = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split(" ")[0]
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, pandas {pd.__version__},"
+        f" pyarrow {pa.__version__}, SQLAlchemy {sa.__version__}, sqlite3 shell {sqlite3_version}"
+    )
+
+
+def report(results: dict[str, t.Any], command: str) -> str:
+    rows, repeat = results["rows"], results["repeat"]
+    lines = [
+        BEGIN,
+        "## Export to CSV (`bench/export.py`)",
+        "",
+        f"The `events` table ({rows:,} rows, 9 columns: integers, text, a UTC timestamp, a decimal,"
+        " a float, a boolean, NULLs) to a CSV file, each method in a fresh process, median of"
+        f" {repeat}. {results['machine']}; {results['when']}.",
+        "",
+        "```sh",
+        "apt-get install sqlite3      # the sqlite3 command-line shell, SQLite's floor",
+        command,
+        "```",
+        "",
+        "| backend | method | s | peak RSS MB | file MB | export_csv compared |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    checks = []
+    for backend, methods in results["backends"].items():
+        ours = methods["export_csv"]
+        floor = methods[FLOORS[backend]]
+        for method, r in methods.items():
+            if method == "export_csv":
+                versus = f"{ours['seconds'] / floor['seconds']:.2f}x the floor"
+            elif method == FLOORS[backend]:
+                versus = "(the floor)"
+            else:
+                versus = f"{r['seconds'] / ours['seconds']:.1f}x faster than this"
+            name = f"**{method}**" if method == "export_csv" else method
+            lines.append(
+                f"| {backend} | {name} | {r['seconds']:.2f} | {r['rss_mb']:.0f} | {r['file_mb']:.0f} | {versus} |"
+            )
+        ratio = ours["seconds"] / floor["seconds"]
+        speedup = methods["read_sql+to_csv"]["seconds"] / ours["seconds"]
+        checks.append((f"{backend}: export_csv within 1.5x of {FLOORS[backend]}", ratio <= 1.5, f"{ratio:.2f}x"))
+        checks.append((f"{backend}: export_csv at least 2x faster than read_sql+to_csv", speedup >= 2, f"{speedup:.1f}x"))
+    if results["big"]:
+        sizes = sorted({int(n) for by_size in results["big"].values() for n in by_size})
+        lines += [
+            "",
+            "export_csv's peak RSS by table size (the whole process, imports included; one run each):",
+            "",
+            "| backend | route | " + " | ".join(f"{n:,} rows: MB (s)" for n in sizes) + " |",
+            "|---|---|" + "---:|" * len(sizes),
+        ]
+        for backend, by_size in results["big"].items():
+            cells = [f"{by_size[str(n)]['rss_mb']:.0f} ({by_size[str(n)]['seconds']:.1f})" for n in sizes]
+            lines.append(f"| {backend} | {ROUTE[backend]} | " + " | ".join(cells) + " |")
+            peak = max(by_size[str(n)]["rss_mb"] for n in sizes)
+            checks.append((f"{backend}: export_csv peak RSS under 200 MB at every size", peak < 200, f"{peak:.0f} MB"))
+    lines += ["", "Targets:", ""]
+    lines += [f"- {'✓' if ok else '✗'} {what}: {value}" for what, ok, value in checks]
+    lines += [
+        "",
+        "Seconds are measured inside each process around the export (start-up and imports excluded;",
+        "for the `sqlite3` shell, the whole process). The routes: on PostgreSQL `export_csv` runs the",
+        "server's `COPY ... TO STDOUT`, wrapping the query so the server spells timestamps, booleans",
+        "and Excel-safe text the toolkit's way; on SQLite it reads Arrow batches from the ADBC driver",
+        "and writes them with Arrow's CSV writer. Both write the same CSV (floats may differ in",
+        "spelling only, e.g. `1e-05` or `1e-5`), with `excel_safe` on, as the default is.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(text: str) -> None:
+    current = README.read_text() if README.exists() else "# Benchmarks\n"
+    if BEGIN in current and END in current:
+        head, rest = current.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        current = head + text + ("\n" + tail if tail else "")
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    README.write_text(current)
+
+
 def main(argv: t.Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=4_000_000, help="0 to skip the memory check")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--machine", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -191,46 +305,46 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     if args.child:
         print(json.dumps({"seconds": run_method(args.child, args.backend, args.url, Path(args.out))}))
         return
+    if args.prepare:
+        print(prepare(args.backend, args.rows))
+        return
+    if args.machine:
+        print(machine())
+        return
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if "sqlite" in backends and shutil.which("sqlite3") is None:
         raise SystemExit("The sqlite3 program is needed for SQLite's floor: apt-get install sqlite3")
     out_dir = DATA / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[tuple[str, str], dict[str, float]] = {}
+    results: dict[str, t.Any] = {
+        "rows": args.rows, "repeat": args.repeat, "backends": {}, "big": {},
+        "when": time.strftime("%Y-%m-%d %H:%M"), "machine": in_child(["--machine"]),
+    }
     for backend in backends:
-        url = prepare(backend, args.rows)
+        url = in_child(["--prepare", "--backend", backend, "--rows", str(args.rows)])
+        results["backends"][backend] = {}
         for method in METHODS[backend]:
-            print(f"{backend:10} {method:16} ...", file=sys.stderr, flush=True)
-            results[backend, method] = median_runs(method, backend, url, out_dir / f"{backend}.csv", args.repeat)
-    big: dict[str, dict[str, float]] = {}
-    if args.big_rows:
-        for backend in backends:
-            url = prepare(backend, args.big_rows)
-            print(f"{backend:10} export_csv {args.big_rows:,} rows ...", file=sys.stderr, flush=True)
-            big[backend] = median_runs("export_csv", backend, url, out_dir / f"{backend}-big.csv", args.repeat)
+            print(f"{backend}: {method}...", file=sys.stderr, flush=True)
+            r = median_runs(method, backend, url, out_dir / f"{backend}.csv", args.repeat)
+            results["backends"][backend][method] = r
+            print(f"  {json.dumps(r)}", file=sys.stderr, flush=True)
+    for backend in backends if args.big_rows else []:
+        results["big"][backend] = {str(args.rows): results["backends"][backend]["export_csv"]}
+        url = in_child(["--prepare", "--backend", backend, "--rows", str(args.big_rows)])
+        print(f"{backend}: export_csv over {args.big_rows:,} rows...", file=sys.stderr, flush=True)
+        results["big"][backend][str(args.big_rows)] = measure("export_csv", backend, url, out_dir / f"{backend}-big.csv")
+    for leftover in out_dir.glob("*.csv"):
+        leftover.unlink()
 
-    print(f"\nCSV of the events table, {args.rows:,} rows; median of {args.repeat}, each run in a fresh process.\n")
-    print("| backend | method | s | s incl. start-up | peak RSS MB | file MB | export_csv is |")
-    print("|---|---|---:|---:|---:|---:|---|")
-    for backend in backends:
-        ours = results[backend, "export_csv"]["seconds"]
-        for method in METHODS[backend]:
-            r = results[backend, method]
-            if method == "export_csv":
-                versus = f"{ours / results[backend, FLOORS[backend]]['seconds']:.2f}x the floor"
-            else:
-                versus = f"{r['seconds'] / ours:.2f}x faster" if r["seconds"] > ours else f"{ours / r['seconds']:.2f}x slower"
-            print(
-                f"| {backend} | {method} | {r['seconds']:.2f} | {r['wall']:.2f} | {r['rss_mb']:.0f}"
-                f" | {r['file_mb']:.0f} | {'' if method == 'export_csv' else versus}{versus if method == 'export_csv' else ''} |"
-            )
-    if big:
-        print(f"\nexport_csv peak RSS by table size (MB):\n")
-        print(f"| backend | {args.rows:,} rows | {args.big_rows:,} rows | s at {args.big_rows:,} |")
-        print("|---|---:|---:|---:|")
-        for backend, r in big.items():
-            print(f"| {backend} | {results[backend, 'export_csv']['rss_mb']:.0f} | {r['rss_mb']:.0f} | {r['seconds']:.2f} |")
+    command = ".venv/bin/python -m bench.export" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    text = report(results, command)
+    results_dir = ROOT / "bench" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"export-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+    print(text)
+    if args.write_readme:
+        write_readme(text)
 
 
 if __name__ == "__main__":
