@@ -29,11 +29,15 @@ if t.TYPE_CHECKING:
 #: Rows per Arrow batch the SQLite driver builds (its default, 1024, makes many tiny chunks).
 SQLITE_BATCH_ROWS = 65_536
 #: Batch size that makes the whole result one batch, so the driver types columns from all rows.
-SQLITE_ONE_BATCH = 2**62
+SQLITE_ONE_BATCH = 2**30  # the largest the driver accepts
 
 
 class FastPathUnavailable(Exception):
     """The Arrow-native route cannot serve this query; read through SQLAlchemy instead."""
+
+
+class TypeMismatch(FastPathUnavailable):
+    """A batch held values of another type than the driver inferred from the first batch."""
 
 
 def supports(engine: sa.Engine) -> bool:
@@ -105,11 +109,11 @@ def open_reader(
     try:
         cursor = conn.cursor()
         try:
-            if name == "sqlite":
-                cursor.adbc_statement.set_options(
-                    **{"adbc.sqlite.query.batch_rows": str(batch_rows or SQLITE_BATCH_ROWS)}
-                )
             try:
+                if name == "sqlite":
+                    cursor.adbc_statement.set_options(
+                        **{"adbc.sqlite.query.batch_rows": str(batch_rows or SQLITE_BATCH_ROWS)}
+                    )
                 cursor.execute(sql, parameters or None)
                 reader = cursor.fetch_record_batch()
             except Exception as e:  # driver errors: let SQLAlchemy run it and report it

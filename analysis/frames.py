@@ -142,11 +142,18 @@ def _read(
     ``application_name`` ``None`` skips the fast route.
     """
     if application_name is not None and not session_has_writes(session) and fastpath.supports(engine):
-        try:
-            batches = _arrow_batches(engine, resolved, plans, application_name)
-            return _collect(batches, plans, bar, check=True, dialect_name=engine.dialect.name)
-        except fastpath.FastPathUnavailable:
-            bar.reset()
+        # ADBC's SQLite driver types a column from the values of its first batch; should a
+        # later batch disagree (a column all NULL at first, values stored with another type),
+        # the query is read again as one batch with every column cast in SQL.
+        for attempt in (1, 2) if engine.dialect.name == "sqlite" else (1,):
+            try:
+                batches = _arrow_batches(engine, resolved, plans, application_name, second_attempt=attempt == 2)
+                return _collect(batches, plans, bar, check=True, dialect_name=engine.dialect.name)
+            except fastpath.TypeMismatch:
+                bar.reset()
+            except fastpath.FastPathUnavailable:
+                bar.reset()
+                break
     try:
         with read_connection(session, resolved.statement) as conn:
             return _collect(_dbapi_batches(conn, resolved, plans, FETCH_ROWS), plans, bar, check=False)
@@ -155,43 +162,37 @@ def _read(
 
 
 def _arrow_batches(
-    engine: sa.Engine, resolved: ResolvedQuery, plans: list[dtypes.ColumnPlan] | None, application_name: str
+    engine: sa.Engine,
+    resolved: ResolvedQuery,
+    plans: list[dtypes.ColumnPlan] | None,
+    application_name: str,
+    *,
+    second_attempt: bool = False,
 ) -> t.Iterator[columnar.Batch]:
-    """Raw columns from the Arrow-native driver, one record batch at a time.
-
-    ADBC's SQLite driver types a column from the values of its first batch; should a later
-    batch disagree (say, a column that was all NULL at first), the query is read again as one
-    batch with every column cast in SQL, before giving up on this route.
-    """
-    for attempt in (1, 2):
-        statement = _raw_statement(resolved, plans, engine.dialect.name, casts="needed" if attempt == 1 else "all")
-        try:
-            sql, values = fastpath.compile_statement(statement, resolved.params, fastpath.positional_dialect(engine))
-        except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
-            raise fastpath.FastPathUnavailable(f"cannot compile for the driver: {e}") from e
-        batch_rows = fastpath.SQLITE_BATCH_ROWS if attempt == 1 else fastpath.SQLITE_ONE_BATCH
+    """Raw columns from the Arrow-native driver, one record batch at a time (on a second
+    attempt: every column cast in SQL, and the whole result as one batch)."""
+    statement = _raw_statement(resolved, plans, engine.dialect.name, casts="all" if second_attempt else "needed")
+    try:
+        sql, values = fastpath.compile_statement(statement, resolved.params, fastpath.positional_dialect(engine))
+    except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
+        raise fastpath.FastPathUnavailable(f"cannot compile for the driver: {e}") from e
+    batch_rows = fastpath.SQLITE_ONE_BATCH if second_attempt else fastpath.SQLITE_BATCH_ROWS
+    with fastpath.open_reader(
+        engine, sql, values, application_name=application_name + " (fast)", batch_rows=batch_rows
+    ) as reader:
+        names = resolved.names if plans is not None else list(reader.schema.names)
         yielded = False
-        with fastpath.open_reader(
-            engine, sql, values, application_name=application_name + " (fast)", batch_rows=batch_rows
-        ) as reader:
-            names = resolved.names if plans is not None else list(reader.schema.names)
-            try:
-                for batch in reader:
-                    yielded = True
-                    yield names, list(batch.columns)
-                    del batch
-            except fastpath.FastPathUnavailable:
-                raise
-            except Exception as e:  # the driver gave up midway
-                if attempt == 1 and engine.dialect.name == "sqlite" and fastpath.is_type_mismatch(e):
-                    if yielded:
-                        raise fastpath.FastPathUnavailable(str(e)) from e
-                    continue
-                raise fastpath.FastPathUnavailable(str(e)) from e
-            if not yielded:
-                yield names, [columnar.empty_column() for _ in names]
-            return
-    raise fastpath.FastPathUnavailable("the driver could not type the columns")
+        try:
+            for batch in reader:
+                yielded = True
+                yield names, list(batch.columns)
+                del batch
+        except Exception as e:  # the driver gave up midway
+            if fastpath.is_type_mismatch(e):
+                raise fastpath.TypeMismatch(str(e)) from e
+            raise fastpath.FastPathUnavailable(str(e)) from e
+        if not yielded:
+            yield names, [columnar.empty_column() for _ in names]
 
 
 def _dbapi_batches(
@@ -232,9 +233,9 @@ def _collect(
     names: list[str] = []
     chunks: list[list[columnar.Column]] = []
     converter: columnar.Converter | None = None
-    for names, raw in batches:
+    for batch_names, raw in batches:
         if converter is None:
-            names = unique_names(names)
+            names = unique_names(batch_names)
             converter = columnar.Converter(
                 plans or [dtypes.ColumnPlan(n, "raw") for n in names], check=check, dialect_name=dialect_name
             )

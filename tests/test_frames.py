@@ -197,6 +197,18 @@ def test_empty_result_has_the_columns_and_dtypes(wb, route):
     assert list(raw.columns) == ["id", "label"] and len(raw) == 0
 
 
+@pytest.mark.backends("sqlite")
+def test_a_column_all_null_in_the_first_batch_stays_on_the_fast_route(wb, monkeypatch):
+    # ADBC's SQLite driver types columns from their first batch: make that batch the NULL row.
+    monkeypatch.setattr(importlib.import_module("analysis.fastpath"), "SQLITE_BATCH_ROWS", 1)
+    statements = reads(wb.engine)
+    query = sa.select(TypeRow).order_by(sa.case((TypeRow.id == 2, 0), else_=1), TypeRow.id)
+    frame = wb.frame(query).drop(columns="cents")
+    assert statements == []
+    assert frame["id"].tolist() == [2, 1, 3] and frame["label"].tolist()[1:] == [ROWS[0]["label"], ""]
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == NULLABLE_DTYPES
+
+
 def test_numeric_can_be_read_as_float(wb):
     frame = wb.frame(sa.select(TypeRow.id, TypeRow.price).order_by(TypeRow.id), coerce_float=True)
     assert str(frame["price"].dtype) == "Float64"
