@@ -120,20 +120,40 @@ def _json_body() -> t.Any:
             f"Send the records as JSON with 'Content-Type: application/json'"
             f" (got {request.mimetype or 'no content type'!r})."
         )
-    try:
-        data = request.get_data(cache=False)
-    except RequestEntityTooLarge as e:
-        limit = request.max_content_length
-        raise RequestEntityTooLarge(
-            f"The body is larger than the limit of {limit or 0:,} bytes (MAX_CONTENT_LENGTH);"
-            " send the records in smaller batches."
-        ) from e
+    if request.content_encoding not in (None, "", "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding {request.content_encoding[:40]!r} is not supported;"
+            " send the JSON body uncompressed."
+        )
+    data = _body()
     try:
         return json.loads(data, parse_constant=_reject_constant)
     except RecursionError as e:
         raise BadRequest("The JSON body is nested too deeply.") from e
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, too many digits
         raise BadRequest(f"The body is not valid JSON: {e}.") from e
+
+
+def _body() -> bytes:
+    """The request body, or 413 past ``MAX_CONTENT_LENGTH``.
+
+    Werkzeug refuses a too-large ``Content-Length`` up front, but a streamed (chunked) body
+    is only cut at the limit, silently; one more byte from the server's stream tells a body
+    of exactly the limit from a longer one.
+    """
+    limit = request.max_content_length
+    too_large = RequestEntityTooLarge(
+        f"The body is larger than the limit of {limit or 0:,} bytes (MAX_CONTENT_LENGTH);"
+        " send the records in smaller batches."
+    )
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge as e:
+        raise too_large from e
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise too_large
+    return data
 
 
 def _reject_constant(name: str) -> t.NoReturn:
