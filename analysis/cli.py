@@ -112,7 +112,7 @@ def export_command(
     flask --app my_app export events.parquet --table events
     flask --app my_app export de.csv --sql "SELECT * FROM users WHERE country = :c" --param c=DE
     """
-    from .export import output_format
+    from .outputs import output_format
 
     chosen = [name for name, value in (("--model", model_name), ("--table", table_name), ("--sql", sql)) if value]
     if len(chosen) != 1:
@@ -166,7 +166,7 @@ def report_command(
     flask --app my_app report signups-by-week -o signups.csv --param since=2026-01-01
     """
     from . import reports
-    from .export import output_format
+    from .outputs import output_format
 
     if list_reports:
         _print_listing(reports.listing(info.load_app()))

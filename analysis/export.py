@@ -1,14 +1,15 @@
 """CSV and Parquet files from any query: streamed, atomic, with progress.
 
 >>> wb.export_csv(sa.select(User).where(User.active), "active-users.csv")
-ExportResult(path='active-users.csv', rows=4210, bytes=388113, seconds=0.21, route='stream')
+ExportResult(path='active-users.csv', rows=4210, bytes=388113, seconds=0.21, route='arrow')
 
 * **Any query form** ``frame()`` accepts (``select()``, ``Model.query``, a model, a ``Table``,
   SQL text with ``:name`` parameters), resolved by :func:`analysis.queries.resolve_query`.
-* **Streaming.** Rows go from the database to the file chunk by chunk, through the same
-  routes as ``Workbench.frames()`` (server-side cursors on PostgreSQL and MariaDB), so memory
-  does not grow with the table. On PostgreSQL with psycopg, CSV goes through the server's
-  ``COPY ... TO STDOUT`` instead (see :mod:`analysis.pgcopy`), which writes the same CSV.
+* **Streaming.** Rows go from the database to the file chunk by chunk (see
+  :mod:`analysis.batches`: Arrow batches from an ADBC driver, else ``Workbench.frames()`` with
+  server-side cursors on PostgreSQL and MariaDB), so memory does not grow with the table. On
+  PostgreSQL with psycopg, CSV goes through the server's ``COPY ... TO STDOUT`` instead (see
+  :mod:`analysis.pgcopy`), which writes the same CSV.
 * **Atomic.** The file is written beside the target and renamed over it only when complete
   (:mod:`analysis.atomic`); after an error, Ctrl-C or ``kill -9`` an earlier file at that
   path is untouched and no temporary file is left.
@@ -23,11 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
 import os
 import time
 import typing as t
-import zipfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,6 +34,15 @@ import sqlalchemy as sa
 from .atomic import atomic_output
 from .batches import ROUTES, DriverFailed, FastPathUnavailable, arrow_route_possible, iter_chunks
 from .errors import AnalysisError, ExportError
+from .outputs import (
+    check_encoding,
+    check_target,
+    compressed,
+    compression_options,
+    output_format,
+    progress_bar,
+    size_text,
+)
 
 if t.TYPE_CHECKING:
     import pandas as pd
@@ -45,13 +53,6 @@ if t.TYPE_CHECKING:
 #: Rows per chunk when none is given: large enough to amortise per-chunk costs, small enough
 #: that a chunk of a wide table stays in the tens of megabytes.
 DEFAULT_CHUNKSIZE = 50_000
-
-#: Exports show a progress bar once they pass this many rows (or bytes, on the COPY route).
-PROGRESS_ROWS = 100_000
-PROGRESS_BYTES = 8 * 1024 * 1024
-
-_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zip": "zip"}
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,33 +70,13 @@ class ExportResult:
 
     def summary(self) -> str:
         """``Wrote 1,204 rows (88.2 kB) to signups.csv in 0.31 s.``"""
-        return f"Wrote {self.rows:,} rows ({_size(self.bytes)}) to {self.path} in {self.seconds:.2f} s."
+        return f"Wrote {self.rows:,} rows ({size_text(self.bytes)}) to {self.path} in {self.seconds:.2f} s."
 
     def __repr__(self) -> str:
         return (
             f"ExportResult(path={str(self.path)!r}, rows={self.rows}, bytes={self.bytes},"
             f" seconds={self.seconds:.2f}, route={self.route!r})"
         )
-
-
-def output_format(path: str | os.PathLike[str]) -> str:
-    """``"csv"`` or ``"parquet"``, from the file name; :class:`ExportError` if neither."""
-    if Path(path).is_dir():
-        _check_target(Path(path))
-    name = Path(path).name.lower()
-    stem = name
-    for suffix in _COMPRESSIONS:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    if stem.endswith(_PARQUET_SUFFIXES) and stem == name:
-        return "parquet"
-    if stem.endswith((".csv", ".txt", ".tsv")) or (stem != name and "." not in stem):
-        return "csv"
-    raise ExportError(
-        f"Cannot tell the file format from {Path(path).name!r}: name it .csv, .csv.gz, .csv.zip"
-        " or .parquet."
-    )
 
 
 def export_csv(
@@ -123,20 +104,20 @@ def export_csv(
 
     started = time.perf_counter()
     path = Path(path)
-    compress = _compression(path, compression)
+    compress = compression_options(path, compression)
     chunksize = _chunksize(chunksize)
-    _check_encoding(encoding)
-    _check_target(path)
+    check_encoding(encoding)
+    check_target(path)
     with _reporting(path):
         resolved = _resolve(workbench, query, params)
         use_copy = _use_copy(workbench, resolved, method=method, lineterminator=lineterminator)
 
         def attempt(route: str) -> int:
-            with atomic_output(path) as raw, _compressed(raw, compress, path) as sink:
+            with atomic_output(path) as raw, compressed(raw, compress, path) as sink:
                 writer = CsvWriter(
                     sink, resolved.names, excel_safe=excel_safe, encoding=encoding, lineterminator=lineterminator
                 )
-                with _progress_bar(progress, path, unit="B" if route == "copy" else "rows") as bar:
+                with progress_bar(progress, path, unit="B" if route == "copy" else "rows") as bar:
                     if route == "copy":
                         rows = _copy_rows(workbench, resolved, writer, excel_safe=excel_safe, bar=bar)
                     else:
@@ -172,12 +153,12 @@ def export_parquet(
     started = time.perf_counter()
     path = Path(path)
     chunksize = _chunksize(chunksize)
-    _check_target(path)
+    check_target(path)
     with _reporting(path):
         resolved = _resolve(workbench, query, params)
 
         def attempt(route: str) -> int:
-            with atomic_output(path) as raw, _progress_bar(progress, path, unit="rows") as bar:
+            with atomic_output(path) as raw, progress_bar(progress, path, unit="rows") as bar:
                 writer = _ParquetSink(raw, resolved.names, compression)
                 try:
                     for chunk in iter_chunks(workbench, resolved, chunksize, route=route):
@@ -248,12 +229,12 @@ def export_frame(
 
     started = time.perf_counter()
     path = Path(path)
-    _check_target(path)
+    check_target(path)
     with _reporting(path), atomic_output(path) as raw:
         if output_format(path) == "parquet":
             frame.to_parquet(raw, index=False)
         else:
-            with _compressed(raw, _compression(path, compression), path) as sink:
+            with compressed(raw, compression_options(path, compression), path) as sink:
                 writer = CsvWriter(sink, [str(c) for c in frame.columns], excel_safe=excel_safe, encoding=encoding)
                 writer.write_header()
                 writer.write_frame(frame)
@@ -372,50 +353,6 @@ def _is_frame(value: t.Any) -> bool:
     return type(value).__name__ == "DataFrame" and hasattr(value, "to_parquet")
 
 
-# -- files -----------------------------------------------------------------------------------------
-
-
-def _compression(path: Path, compression: str | dict[str, t.Any] | None) -> dict[str, t.Any] | None:
-    if isinstance(compression, dict):
-        options = dict(compression)
-        method = options.pop("method", None)
-    else:
-        method, options = compression, {}
-    if method == "infer":
-        method = _COMPRESSIONS.get(path.suffix.lower())
-    if method is None:
-        return None
-    if method not in ("gzip", "zip"):
-        raise ExportError(f"Unknown compression {method!r}: use 'infer', None, 'gzip' or 'zip'.")
-    return {"method": method, **options}
-
-
-@contextlib.contextmanager
-def _compressed(raw: t.BinaryIO, compression: dict[str, t.Any] | None, path: Path) -> t.Iterator[t.BinaryIO]:
-    if compression is None:
-        yield raw
-        return
-    options = dict(compression)
-    method = options.pop("method")
-    if method == "gzip":
-        # zlib's default level: close to level 9's size at a third of its time.
-        level = options.pop("compresslevel", 6)
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, filename=_inner_name(path), **options) as gz:
-            yield t.cast(t.BinaryIO, gz)
-        return
-    level = options.pop("compresslevel", 6)
-    archive_name = options.pop("archive_name", _inner_name(path))
-    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level, **options) as archive:
-        with archive.open(archive_name, "w", force_zip64=True) as member:
-            yield t.cast(t.BinaryIO, member)
-
-
-def _inner_name(path: Path) -> str:
-    """``users.csv.gz`` -> ``users.csv``; ``users.zip`` -> ``users.csv``."""
-    stem = path.name[: -len(path.suffix)] if path.suffix.lower() in _COMPRESSIONS else path.name
-    return stem if "." in stem else stem + ".csv"
-
-
 @contextlib.contextmanager
 def _reporting(path: Path | None) -> t.Iterator[None]:
     """Errors as :class:`ExportError`/:class:`QueryError` naming the file and the cause."""
@@ -442,46 +379,6 @@ def _reporting(path: Path | None) -> t.Iterator[None]:
         raise ExportError(f"Cannot export{'' if path is None else f' to {str(path)!r}'}: {e}") from e
 
 
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, path: Path, *, unit: str) -> t.Iterator[t.Callable[[int], None]]:
-    """A tqdm bar (stderr, or a widget in notebooks) that appears only once the export is
-    big enough to be worth watching; small exports print nothing."""
-    if not enabled:
-        yield lambda n: None
-        return
-    bar = _LazyBar(path.name, unit=unit)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
-
-
-class _LazyBar:
-    def __init__(self, description: str, *, unit: str) -> None:
-        self.description = description
-        self.bytes = unit == "B"
-        self.threshold = PROGRESS_BYTES if self.bytes else PROGRESS_ROWS
-        self.count = 0
-        self._bar: t.Any = None
-
-    def update(self, n: int) -> None:
-        self.count += n
-        if self._bar is not None:
-            self._bar.update(n)
-        elif self.count > self.threshold:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(
-                desc=self.description, unit="B" if self.bytes else " rows", unit_scale=True,
-                unit_divisor=1024 if self.bytes else 1000, initial=self.count, leave=False,
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 def _chunksize(chunksize: int | None) -> int:
     if chunksize is None:
         return DEFAULT_CHUNKSIZE
@@ -489,36 +386,4 @@ def _chunksize(chunksize: int | None) -> int:
         raise ValueError(f"chunksize must be a positive number of rows, not {chunksize!r}.")
     return chunksize
 
-
-def _check_target(path: Path) -> None:
-    """Fail before any query runs if ``path`` cannot be written."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ExportError(f"Cannot write {str(path)!r}: it is a directory. Give a file name, such as {str(path / 'export.csv')!r}.")
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise ExportError(f"Cannot write {str(path)!r}: the directory {str(parent)!r} {what}. Create it first.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ExportError(f"Cannot write {str(path)!r}: no permission to create files in {str(parent)!r}.")
-
-
-def _check_encoding(encoding: str) -> None:
-    import codecs
-
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise ExportError(
-            f"Unknown encoding {encoding!r}: use 'utf-8', 'utf-8-sig' (UTF-8 with a BOM, for"
-            " Excel) or another Python codec name."
-        ) from None
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} bytes"  # pragma: no cover
 
