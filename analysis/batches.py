@@ -108,20 +108,11 @@ def _arrow_chunks(workbench: Workbench, resolved: ResolvedQuery, chunksize: int,
                 if not checked and plan.processor is not None and plan.kind != "python":
                     # A TypeDecorator with its own result processing: make sure the vectorised
                     # conversion agrees with it, as frame() does.
-                    if dtypes.sample_disagrees(column, converted, _with_dialect_processor(plan, engine.dialect)):
+                    if dtypes.sample_disagrees(column, converted, plan):
                         raise FastPathUnavailable(f"column {plan.name!r} needs its TypeDecorator")
                 columns.append(_arrow_column(converted))
             checked = True
             yield pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
-
-
-def _with_dialect_processor(plan: t.Any, dialect: t.Any) -> t.Any:
-    """``plan`` with the result processing SQLAlchemy itself applies on ``dialect``: the
-    TypeDecorator's on top of the dialect's own type (SQLite's text-to-datetime, for one)."""
-    import dataclasses
-
-    processor = plan.sa_type.dialect_impl(dialect).result_processor(dialect, None)
-    return dataclasses.replace(plan, processor=processor or (lambda value: value))
 
 
 def _arrow_column(column: t.Any) -> pa.Array | pa.ChunkedArray:
