@@ -8,8 +8,9 @@ The endpoint is written for clients that run unattended and retry:
   instead of inserting the rows a second time.
 
 Checks run in this order, so a client without a valid key learns nothing about the body:
-authentication (401), ``Idempotency-Key`` syntax (400), content type (415), size (413),
-JSON syntax and schema (400), idempotency replay or conflict (201 replayed / 422), insert (201).
+authentication (401), ``Idempotency-Key`` syntax (400), content type and encoding (415), size
+(413), JSON syntax and schema (400), idempotency replay or conflict (201 replayed / 422), insert
+(201).
 
 Each record is an object ``{"value": <number>, "source": <string|null>, "created_at":
 <ISO 8601 timestamp with a zone|null>}``; only ``value`` is required. The body is one record or a
@@ -80,7 +81,9 @@ def ingest_data() -> tuple[Response, int]:
     api_key = auth.authenticate(request.headers.get("Authorization"))
     if api_key is None:
         db.session.rollback()
-        current_app.logger.info("ingest: refused a request without a valid API key")
+        current_app.logger.info(
+            "ingest: refused a request from %s without a valid API key", request.remote_addr
+        )
         raise Unauthorized(_UNAUTHORIZED_MESSAGE, www_authenticate=_challenge())
     api_key_id, api_key_name = api_key.id, api_key.name
     db.session.commit()  # the key's last_used_at, whatever happens to the request next
@@ -93,7 +96,7 @@ def ingest_data() -> tuple[Response, int]:
         response = _insert_once(records, api_key_id, idempotency_key)
     if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
         current_app.logger.info(
-            "ingest: inserted %d rows for API key %r", len(records), api_key_name
+            "ingest: inserted %d row(s) for API key %r", len(records), api_key_name
         )
     return response, response.status_code
 
@@ -129,9 +132,14 @@ def _json_body() -> t.Any:
     try:
         return json.loads(data, parse_constant=_reject_constant)
     except RecursionError as e:
-        raise BadRequest("The JSON body is nested too deeply.") from e
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, too many digits
+        raise BadRequest("The body is not valid JSON: it is nested too deeply.") from e
+    except json.JSONDecodeError as e:
         raise BadRequest(f"The body is not valid JSON: {e}.") from e
+    except UnicodeDecodeError as e:
+        raise BadRequest("The body is not valid JSON: it is not UTF-8 text.") from e
+    except ValueError as e:  # NaN/Infinity (see _reject_constant), an integer of 4,300+ digits
+        reason = str(e) if "JSON number" in str(e) else "a number has too many digits"
+        raise BadRequest(f"The body is not valid JSON: {reason}.") from e
 
 
 def _body() -> bytes:
@@ -181,7 +189,9 @@ def parse_records(payload: t.Any) -> list[Record]:
 def _parse_record(item: t.Any, path: str) -> Record:
     where = f"record {path[1:-1]}: " if path else ""
     if not isinstance(item, dict):
-        raise InvalidRecord(path, f"{where}expected an object with a 'value', got {_json_type(item)}.")
+        raise InvalidRecord(
+            path, f"{where}expected an object with a 'value', got {_json_type(item)}."
+        )
     for name in item:
         if name not in FIELDS:
             raise InvalidRecord(
@@ -215,10 +225,13 @@ def _parse_source(raw: t.Any, path: str, where: str) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise InvalidRecord(field, f"{where}field 'source' must be a string or null, got {_json_type(raw)}.")
+        raise InvalidRecord(
+            field, f"{where}field 'source' must be a string or null, got {_json_type(raw)}."
+        )
     if len(raw) > SOURCE_MAX_LENGTH:
         raise InvalidRecord(
-            field, f"{where}field 'source' is {len(raw)} characters; the limit is {SOURCE_MAX_LENGTH}."
+            field,
+            f"{where}field 'source' is {len(raw)} characters; the limit is {SOURCE_MAX_LENGTH}.",
         )
     if "\x00" in raw:
         raise InvalidRecord(field, f"{where}field 'source' must not contain NUL characters.")

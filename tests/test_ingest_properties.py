@@ -43,7 +43,9 @@ aware_timestamps = st.builds(
 json_scalars = st.none() | st.booleans() | any_numbers | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=8,
 )
 valid_records = st.fixed_dictionaries(
@@ -58,15 +60,16 @@ wild_records = st.fixed_dictionaries(
     optional={
         "value": any_numbers | json_values,
         "source": st.text(max_size=130) | json_values,
-        "created_at": aware_timestamps | st.text(max_size=30) | st.datetimes().map(dt.datetime.isoformat) | json_values,
+        "created_at": aware_timestamps
+        | st.text(max_size=30)
+        | st.datetimes().map(dt.datetime.isoformat)
+        | json_values,
         "id": json_scalars,
     },
 )
 valid_payloads = valid_records | st.lists(valid_records, min_size=1, max_size=8)
 wild_payloads = (
-    wild_records
-    | st.lists(valid_records | wild_records | json_values, max_size=6)
-    | json_values
+    wild_records | st.lists(valid_records | wild_records | json_values, max_size=6) | json_values
 )
 
 
@@ -88,23 +91,58 @@ def requests(draw: st.DrawFn) -> Request:
         body = json.dumps(payload, indent=draw(st.none() | st.integers(0, 2))).encode()
         # a correct client sends a fresh key per request; the test fills in a unique one
         headers = {"Idempotency-Key": FRESH} if draw(st.booleans()) else {}
-        return Request("POST", draw(st.sampled_from(VALID_AUTH)), draw(st.sampled_from(JSON_TYPES)),
-                       headers, body, payload, True)
+        return Request(
+            "POST",
+            draw(st.sampled_from(VALID_AUTH)),
+            draw(st.sampled_from(JSON_TYPES)),
+            headers,
+            body,
+            payload,
+            True,
+        )
 
     # weighted so that most requests get past the early checks and reach the body's
     method = draw(st.sampled_from(["POST"] * 12 + ["GET", "PUT", "DELETE", "PATCH"]))
-    auth_kind = draw(st.sampled_from(
-        ["valid"] * 14 + ["revoked", "wrong-secret", "unknown", "missing", "garbage", "no-scheme", "basic"]
-    ))
-    content_type = draw(st.sampled_from([*JSON_TYPES * 4, "text/plain", "application/x-www-form-urlencoded",
-                                         "multipart/form-data", "", None, "application/jsonx"]) | header_text)
+    auth_kind = draw(
+        st.sampled_from(
+            ["valid"] * 14
+            + ["revoked", "wrong-secret", "unknown", "missing", "garbage", "no-scheme", "basic"]
+        )
+    )
+    content_type = draw(
+        st.sampled_from(
+            [
+                *JSON_TYPES * 4,
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "",
+                None,
+                "application/jsonx",
+            ]
+        )
+        | header_text
+    )
     headers: dict[str, str] = {}
     if draw(st.integers(0, 4)) == 0:
-        headers = draw(st.dictionaries(
-            st.sampled_from(["Accept", "Content-Encoding", "X-Forwarded-For", "Transfer-Encoding", "X-Api-Key"]),
-            header_text, max_size=2,
-        ))
-    idempotency_key = draw(st.none() | st.none() | st.sampled_from(["k1", "k2", "k3"]) | header_text)
+        headers = draw(
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "Accept",
+                        "Content-Encoding",
+                        "X-Forwarded-For",
+                        "Transfer-Encoding",
+                        "X-Api-Key",
+                    ]
+                ),
+                header_text,
+                max_size=2,
+            )
+        )
+    idempotency_key = draw(
+        st.none() | st.none() | st.sampled_from(["k1", "k2", "k3"]) | header_text
+    )
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
     payload = draw(valid_payloads | wild_payloads)
@@ -114,7 +152,9 @@ def requests(draw: st.DrawFn) -> Request:
     else:  # NaN and Infinity come out as JSON's non-standard tokens, lone surrogates as bad UTF-8
         text = json.dumps(payload, ensure_ascii=encoding == "json", allow_nan=True)
         body = text.encode("utf-8", errors="surrogatepass")
-    body += b" " * draw(st.sampled_from([0, 0, 0, 1, LIMIT - len(body), LIMIT - len(body) + 1, LIMIT * 2]))
+    body += b" " * draw(
+        st.sampled_from([0, 0, 0, 1, LIMIT - len(body), LIMIT - len(body) + 1, LIMIT * 2])
+    )
     return Request(method, auth_kind, content_type, headers, body, payload, False)
 
 
@@ -163,25 +203,74 @@ def test_random_requests_never_500_and_rows_match_201_responses(app, keys, backe
         max_examples=EXAMPLES[backend],
         deadline=None,
         database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                               HealthCheck.data_too_large],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
     )
     @given(request=requests())
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {}, b'{"value": 1}', {"value": 1}, True))
-    @example(request=Request("POST", "valid", "text/plain", {}, b'{"value": 1}', {"value": 1}, False))
-    @example(request=Request("POST", "revoked", JSON_TYPES[0], {}, b'{"value": 1}', {"value": 1}, False))
+    @example(
+        request=Request("POST", "valid", JSON_TYPES[0], {}, b'{"value": 1}', {"value": 1}, True)
+    )
+    @example(
+        request=Request("POST", "valid", "text/plain", {}, b'{"value": 1}', {"value": 1}, False)
+    )
+    @example(
+        request=Request("POST", "revoked", JSON_TYPES[0], {}, b'{"value": 1}', {"value": 1}, False)
+    )
     @example(request=Request("GET", "valid", None, {}, b"", None, False))
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {}, b'{"value": "1"}', {"value": "1"}, False))
+    @example(
+        request=Request(
+            "POST", "valid", JSON_TYPES[0], {}, b'{"value": "1"}', {"value": "1"}, False
+        )
+    )
     @example(request=Request("POST", "valid", JSON_TYPES[0], {}, b"[" + b" " * LIMIT, None, False))
     # the same key twice with one body (a retry: replayed), and with two bodies (one 422)
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {"Idempotency-Key": "k1"}, b'{"value": 2}',
-                             {"value": 2}, False))
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {"Idempotency-Key": "k1"}, b'{"value": 2}',
-                             {"value": 2}, False))
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {"Idempotency-Key": "k2"}, b'{"value": 3}',
-                             {"value": 3}, False))
-    @example(request=Request("POST", "valid", JSON_TYPES[0], {"Idempotency-Key": "k2"}, b'{"value": 4}',
-                             {"value": 4}, False))
+    @example(
+        request=Request(
+            "POST",
+            "valid",
+            JSON_TYPES[0],
+            {"Idempotency-Key": "k1"},
+            b'{"value": 2}',
+            {"value": 2},
+            False,
+        )
+    )
+    @example(
+        request=Request(
+            "POST",
+            "valid",
+            JSON_TYPES[0],
+            {"Idempotency-Key": "k1"},
+            b'{"value": 2}',
+            {"value": 2},
+            False,
+        )
+    )
+    @example(
+        request=Request(
+            "POST",
+            "valid",
+            JSON_TYPES[0],
+            {"Idempotency-Key": "k2"},
+            b'{"value": 3}',
+            {"value": 3},
+            False,
+        )
+    )
+    @example(
+        request=Request(
+            "POST",
+            "valid",
+            JSON_TYPES[0],
+            {"Idempotency-Key": "k2"},
+            b'{"value": 4}',
+            {"value": 4},
+            False,
+        )
+    )
     def check(request: Request) -> None:
         headers = dict(request.headers)
         if headers.get("Idempotency-Key") == FRESH:
@@ -190,7 +279,9 @@ def test_random_requests_never_500_and_rows_match_201_responses(app, keys, backe
             headers["Authorization"] = keys[request.auth]
         kwargs = {} if request.content_type is None else {"content_type": request.content_type}
         before = row_count(app)
-        response = client.open(URL, method=request.method, data=request.body, headers=headers, **kwargs)
+        response = client.open(
+            URL, method=request.method, data=request.body, headers=headers, **kwargs
+        )
         after = row_count(app)
 
         statuses[response.status_code] += 1

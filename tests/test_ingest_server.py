@@ -68,7 +68,9 @@ def test_the_readme_crontab_line_inserts_once_per_run(app, server, tmp_path):
 
     def run() -> tuple[subprocess.CompletedProcess[str], str]:
         minute = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M")
-        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60), minute
+        return subprocess.run(
+            ["sh", "-c", command], capture_output=True, text=True, timeout=60
+        ), minute
 
     first, first_minute = run()
     assert first.returncode == 0, first.stderr
@@ -106,10 +108,25 @@ def test_a_streamed_body_past_the_limit_is_413_not_truncated(app, server, tmp_pa
         body_file = tmp_path / "body.json"
         body_file.write_bytes(body)
         result = subprocess.run(
-            ["curl", "--silent", "--show-error", "--write-out", "\n%{http_code}", "-H", f"Authorization: Bearer {key}",
-             "-H", "Content-Type: application/json", "-H", "Transfer-Encoding: chunked",
-             "--data-binary", f"@{body_file}", url],
-            capture_output=True, text=True, timeout=60,
+            [
+                "curl",
+                "--silent",
+                "--show-error",
+                "--write-out",
+                "\n%{http_code}",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "--data-binary",
+                f"@{body_file}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         body_text, _, code = result.stdout.rpartition("\n")
         return int(code), json.loads(body_text)
@@ -134,8 +151,19 @@ def test_the_server_log_never_shows_the_key(app, server, tmp_path, caplog):
     headers_file.write_text(f"Authorization: Bearer {key}\n")
     command = readme_cron_command(server, headers_file, '{"value": 2}')
     assert subprocess.run(["sh", "-c", command], capture_output=True, timeout=60).returncode == 0
-    subprocess.run(["curl", "-s", "-H", f"Authorization: Bearer {key[:-3]}abc", f"{server}/api/v1/data",
-                    "--json", '{"value": 3}'], capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-H",
+            f"Authorization: Bearer {key[:-3]}abc",
+            f"{server}/api/v1/data",
+            "--json",
+            '{"value": 3}',
+        ],
+        capture_output=True,
+        timeout=60,
+    )
 
     assert re.search(r'"POST /api/v1/data HTTP/1\.1" 201', caplog.text)  # the access log
     assert re.search(r'"POST /api/v1/data HTTP/1\.1" 401', caplog.text)
