@@ -314,6 +314,9 @@ def report(results: dict[str, t.Any], command: str) -> str:
         f" process; {results['when']}; {results['machine']}."
     )
     for backend, by_method in results["backends"].items():
+        if "prepare" in by_method:
+            lines += ["", f"### {backend}", "", f"Could not prepare the table: {by_method['prepare']['error']}"]
+            continue
         ours = by_method.get(OURS, {})
         lines += ["", f"### {backend}", "", "| method | s | runs (s) | peak RSS MB | RSS added MB | frame MB | x ours |", "|---|---|---|---|---|---|---|"]
         for method, r in by_method.items():
@@ -422,26 +425,42 @@ def main(argv: t.Sequence[str] | None = None) -> None:
         "rows": args.rows, "repeat": args.repeat, "backends": {}, "frames": {},
         "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
     }
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / f"frames-{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+    def step(label: str, run: t.Callable[[], dict[str, t.Any]]) -> dict[str, t.Any]:
+        print(f"{label}...", file=sys.stderr, flush=True)
+        try:
+            r = run()
+        except Exception as e:  # a server restarted midway: record it, go on with the rest
+            r = {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+        print(f"  {json.dumps({k: v for k, v in r.items() if k != 'dtypes'})}", file=sys.stderr, flush=True)
+        partial.write_text(json.dumps(results, indent=2))
+        return r
+
     for backend in backends:
-        prepare(backend, args.rows)
         results["backends"][backend] = {}
+        try:
+            prepare(backend, args.rows)
+        except Exception as e:
+            results["backends"][backend] = {"prepare": {"error": str(e).splitlines()[0]}}
+            continue
         for method in methods:
-            print(f"{backend}: {method}...", file=sys.stderr, flush=True)
-            r = measure(method, backend, args.rows, args.repeat)
-            results["backends"][backend][method] = r
-            print(f"  {json.dumps({k: v for k, v in r.items() if k != 'dtypes'})}", file=sys.stderr, flush=True)
+            results["backends"][backend][method] = step(
+                f"{backend}: {method}", lambda: measure(method, backend, args.rows, args.repeat)
+            )
     for backend in backends if frames_rows else []:
         results["frames"][backend] = {}
         for rows in frames_rows:
-            prepare(backend, rows)
-            print(f"{backend}: Workbench.frames over {rows:,} rows...", file=sys.stderr, flush=True)
-            results["frames"][backend][str(rows)] = measure("Workbench.frames", backend, rows, 1)
+            results["frames"][backend][str(rows)] = step(
+                f"{backend}: Workbench.frames over {rows:,} rows",
+                lambda: (prepare(backend, rows), measure("Workbench.frames", backend, rows, 1))[1],
+            )
+    partial.write_text(json.dumps(results, indent=2))
 
     command = ".venv/bin/python -m bench.frames" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     text = report(results, command)
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"frames-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     print(text)
     if args.write_readme:
         write_readme(text)
