@@ -20,12 +20,12 @@ succeeds and a notebook commits with ``db.session.commit()``.
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing as t
 
 import sqlalchemy as sa
 
 from .binding import BadValue, converter
+from .bulkwrite import is_driver_error, position_from_driver, writer_for
 from .errors import InsertError, ReadOnlyError
 from .guards import WRITES_KEY
 
@@ -78,15 +78,15 @@ def insert_into(
     # Pending ORM changes go first, so the frame may refer to rows added in this session.
     session.flush()
     conn = session.connection(bind_arguments={"mapper": mapper})
-    plan = _Plan.build(mapper, df, conn, chunksize=chunksize, on_conflict=on_conflict)
+    plan = Plan.build(mapper, df, conn, chunksize=chunksize, on_conflict=on_conflict)
     if plan.size == 0:
         return 0
-    writer = _writer_for(conn.dialect)
+    writer = writer_for(conn.dialect)
     try:
         written = writer(conn, plan)
     except BaseException as e:
         session.rollback()
-        if _is_driver_error(e, conn.dialect):
+        if is_driver_error(e, conn.dialect):
             raise plan.error(e) from e
         raise
     conn.info[WRITES_KEY] = True  # writes made on the raw driver connection, for release()
@@ -97,7 +97,7 @@ def insert_into(
 
 
 @dataclasses.dataclass
-class _Plan:
+class Plan:
     table: sa.Table
     columns: list[sa.Column[t.Any]]
     sources: list[t.Callable[[int, int], list[t.Any]]]
@@ -117,7 +117,7 @@ class _Plan:
     def build(
         cls, mapper: sa.orm.Mapper[t.Any], df: pd.DataFrame, conn: sa.Connection, *,
         chunksize: int, on_conflict: str,
-    ) -> _Plan:
+    ) -> Plan:
         table = _single_table(mapper)
         frame = _with_named_index(df)
         by_name = _columns_by_frame_name(mapper, table)
@@ -231,7 +231,7 @@ class _Plan:
         orig = getattr(e, "orig", None) or e
         reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
         if position is None:
-            position = _position_from_driver(orig, self)
+            position = position_from_driver(orig, self)
         where = _row(self.index, position) if position is not None else "A row"
         return InsertError(
             f"{where} could not be inserted into {self.table.name}: {reason}. Nothing was"
@@ -365,176 +365,6 @@ def _default_source(column: sa.Column[t.Any], conn: sa.Connection) -> t.Callable
         return values
 
     return source
-
-
-# -- writing ----------------------------------------------------------------------------------
-
-Writer = t.Callable[[sa.Connection, _Plan], int]
-
-
-def _writer_for(dialect: sa.Dialect) -> Writer:
-    if dialect.name == "sqlite":
-        return _write_sqlite
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        return _write_postgresql_copy
-    return _write_executemany
-
-
-def _quoted(conn: sa.Connection, plan: _Plan) -> tuple[str, str]:
-    preparer = conn.dialect.identifier_preparer
-    return preparer.format_table(plan.table), ", ".join(preparer.quote(c.name) for c in plan.columns)
-
-
-def _conflict_clause(conn: sa.Connection, plan: _Plan, excluded: str) -> str:
-    if plan.on_conflict == "error":
-        return ""
-    preparer = conn.dialect.identifier_preparer
-    keys = list(plan.table.primary_key.columns)
-    updates = [c for c in plan.columns if c not in keys]
-    if plan.on_conflict == "ignore" or not updates:
-        return " ON CONFLICT DO NOTHING"
-    target = ", ".join(preparer.quote(c.name) for c in keys)
-    assignments = ", ".join(f"{preparer.quote(c.name)} = {excluded}.{preparer.quote(c.name)}" for c in updates)
-    return f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
-
-
-def _write_sqlite(conn: sa.Connection, plan: _Plan) -> int:
-    """One ``executemany`` over a generator: sqlite3 runs each row as it takes it, so the row
-    it failed on is the last one handed out."""
-    table, columns = _quoted(conn, plan)
-    marks = ", ".join("?" * len(plan.columns))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}){_conflict_clause(conn, plan, 'excluded')}"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        try:
-            cursor.executemany(sql, plan.rows())
-        except Exception as e:
-            if _is_driver_error(e, conn.dialect):
-                raise plan.error(e, position=plan.sent - 1) from e
-            raise
-        return plan.size if plan.on_conflict == "error" else max(cursor.rowcount, 0)
-    finally:
-        cursor.close()
-
-
-def _write_postgresql_copy(conn: sa.Connection, plan: _Plan) -> int:
-    """``COPY ... FROM STDIN``; for "ignore"/"update", into a temporary table, then
-    ``INSERT ... SELECT ... ON CONFLICT``."""
-    import uuid
-
-    table, columns = _quoted(conn, plan)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if plan.on_conflict == "error":
-            _copy(cursor, f"COPY {table} ({columns}) FROM STDIN", plan)
-            written = plan.size
-        else:
-            staging = f'"_analysis_insert_{uuid.uuid4().hex[:12]}"'
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-                f" SELECT {columns} FROM {table} WITH NO DATA"
-            )
-            _copy(cursor, f"COPY {staging} ({columns}) FROM STDIN", plan)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}"
-                f"{_conflict_clause(conn, plan, 'EXCLUDED')}"
-            )
-            written = max(cursor.rowcount, 0)
-            cursor.execute(f"DROP TABLE {staging}")
-        for column in plan.explicit_autoincrement:
-            _advance_sequence(cursor, table, conn.dialect.identifier_preparer.quote(column.name))
-        return written
-    finally:
-        cursor.close()
-
-
-def _copy(cursor: t.Any, sql: str, plan: _Plan) -> None:
-    with cursor.copy(sql) as copy:
-        write = copy.write_row
-        for row in plan.rows():
-            write(row)
-
-
-def _advance_sequence(cursor: t.Any, table: str, column: str) -> None:
-    """Explicit ids do not move a serial/identity sequence; move it past them, or the next ORM
-    insert collides with the rows just written."""
-    cursor.execute(
-        "SELECT setval(s.seq, GREATEST(m.top, COALESCE(pg_sequence_last_value(s.seq), 0)))"
-        f" FROM (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s,"
-        f" (SELECT MAX({column}) AS top FROM {table}) AS m"
-        " WHERE s.seq IS NOT NULL AND m.top IS NOT NULL",
-        (table, column.strip('"')),
-    )
-
-
-def _write_executemany(conn: sa.Connection, plan: _Plan) -> int:
-    """Other backends (MariaDB/MySQL...): ``executemany`` per chunk; the driver batches rows."""
-    table, columns = _quoted(conn, plan)
-    style = conn.dialect.paramstyle
-    n = len(plan.columns)
-    if style == "qmark":
-        marks = ", ".join("?" * n)
-    elif style == "numeric":
-        marks = ", ".join(f":{i + 1}" for i in range(n))
-    elif style in ("format", "pyformat"):
-        marks = ", ".join(["%s"] * n)
-    else:
-        raise InsertError(f"insert_frame does not support the {conn.dialect.driver} driver (paramstyle {style}).")
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-    rows = plan.rows()
-    while True:
-        batch = [row for _, row in zip(range(plan.chunksize), rows)]
-        if not batch:
-            return plan.size
-        start = plan.sent - len(batch)
-        try:
-            conn.exec_driver_sql(sql, batch)
-        except sa.exc.DBAPIError as e:
-            raise InsertError(
-                f"One of rows {start} to {plan.sent - 1} could not be inserted into"
-                f" {plan.table.name}: {str(e.orig).strip().splitlines()[0]}. Nothing was"
-                " written: the transaction was rolled back (with any other uncommitted changes"
-                " in this session)."
-            ) from e
-
-
-def _is_driver_error(error: BaseException, dialect: sa.Dialect) -> bool:
-    return isinstance(error, (sa.exc.DBAPIError, dialect.loaded_dbapi.Error))
-
-
-# -- naming the row a driver error is about --------------------------------------------------
-
-_COPY_LINE = re.compile(r"\bCOPY \S+, line (\d+)")
-_KEY_DETAIL = re.compile(r"Key \((?P<columns>.+?)\)=\((?P<values>.*)\)")
-
-
-def _position_from_driver(error: BaseException, plan: _Plan) -> int | None:
-    diag = getattr(error, "diag", None)
-    if diag is None:
-        return None
-    match = _COPY_LINE.search(diag.context or "")
-    if match and plan.on_conflict == "error":
-        return int(match.group(1)) - 1
-    detail = _KEY_DETAIL.search(diag.message_detail or "")
-    if detail:
-        return _find_key(plan, detail.group("columns"), detail.group("values"))
-    if match:
-        return int(match.group(1)) - 1
-    return None
-
-
-def _find_key(plan: _Plan, columns: str, values: str) -> int | None:
-    """Best effort: the first row whose values print as in "Key (a, b)=(1, x)"."""
-    import numpy as np
-
-    names = [c.strip().strip('"') for c in columns.split(",")]
-    parts = [v.strip() for v in values.split(", ")]
-    if len(names) != len(parts) or not all(n in plan.frame_columns for n in names):
-        return None
-    mask = np.ones(plan.size, dtype=bool)
-    for name, part in zip(names, parts):
-        mask &= plan.frame[plan.frame_columns[name]].astype(str).to_numpy() == part
-    return int(mask.argmax()) if mask.any() else None
 
 
 def _row(index: pd.Index, position: int) -> str:

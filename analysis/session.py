@@ -455,8 +455,9 @@ class Workbench:
         error naming them), values converted for the column types (NaN/NaT/pd.NA are NULL), and
         rows sent in bulk (COPY on PostgreSQL). All or nothing: if a row fails, the transaction
         is rolled back and :class:`~analysis.InsertError` names the row. ``on_conflict``:
-        ``"error"``, or on SQLite and PostgreSQL ``"ignore"`` (skip rows whose key exists) and
-        ``"update"`` (overwrite rows with the same primary key). Needs ``writable=True``; does
+        ``"error"``, or on SQLite and PostgreSQL ``"ignore"`` (skip rows that would duplicate a
+        primary key or unique value) and ``"update"`` (overwrite the rows with the same primary
+        key). Needs ``writable=True``; does
         not commit (a job commits when it ends; in a notebook, ``db.session.commit()``).
         Returns the number of rows written.
 
