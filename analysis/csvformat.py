@@ -11,9 +11,10 @@ floats                 bare, the shortest form that reads back to the same doubl
 booleans               bare, ``true`` / ``false``
 text                   quoted, ``"`` doubled (RFC 4180); with ``excel_safe`` a ``'`` is put
                        before text that starts with ``= + - @``, tab or carriage return
-timestamps with zone   quoted, ISO 8601 in UTC with microseconds: ``2026-01-05T09:30:00.000000Z``
-timestamps, no zone    quoted, ``2026-01-05T09:30:00.000000``
-dates, times           quoted, ``2026-01-05``, ``09:30:00.000000``
+timestamps with zone   quoted, ISO 8601 in UTC: ``2026-01-05T09:30:00.123456+00``; the
+                       fraction of a second without trailing zeros (``09:30:00+00``)
+timestamps, no zone    quoted, ``2026-01-05T09:30:00.123456``
+dates, times           quoted, ``2026-01-05``, ``09:30:00.5``
 binary                 quoted, ``\\x`` and hex digits, as PostgreSQL writes ``bytea``
 =====================  ======================================================================
 
@@ -41,6 +42,8 @@ if t.TYPE_CHECKING:
 
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP).
 EXCEL_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: How a UTC offset is written after a timestamp: ISO 8601's ``±hh``, as PostgreSQL writes it.
+UTC_SUFFIX = "+00"
 
 
 def neutralise(value: str) -> str:
@@ -117,7 +120,7 @@ def spell_array(array: pa.Array | pa.ChunkedArray, *, excel_safe: bool) -> pa.Ar
     if pa.types.is_date(type_):
         return pc.cast(array, pa.string())
     if pa.types.is_time(type_):
-        return pc.cast(pc.cast(array, pa.time64("us")), pa.string())
+        return _trim_fractions(pc.cast(pc.cast(array, pa.time64("us")), pa.string()))
     # Binary, durations, lists, structs, maps: spelled by Python, one value at a time.
     return _spell_cells(array.to_pylist(), excel_safe=excel_safe)
 
@@ -148,10 +151,10 @@ def spell_scalar(value: t.Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            return value.isoformat(timespec="microseconds") + "Z"
-        return value.isoformat(timespec="microseconds")
+            return _trim_fraction(value.isoformat(timespec="microseconds")) + UTC_SUFFIX
+        return _trim_fraction(value.isoformat(timespec="microseconds"))
     if isinstance(value, dt.time):
-        return value.isoformat(timespec="microseconds")
+        return _trim_fraction(value.replace(tzinfo=None).isoformat(timespec="microseconds"))
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -163,8 +166,21 @@ def spell_scalar(value: t.Any) -> str:
     return str(value)
 
 
+def _trim_fraction(text: str) -> str:
+    """``12:00:00.500000`` -> ``12:00:00.5``, ``12:00:00.000000`` -> ``12:00:00``."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _trim_fractions(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """:func:`_trim_fraction` on an Arrow array of ``...SS.ffffff`` strings (never without a
+    fraction, so trimming stops at the dot, before the seconds' digits)."""
+    import pyarrow.compute as pc
+
+    return pc.ascii_rtrim(pc.ascii_rtrim(text, characters="0"), characters=".")
+
+
 def _spell_timestamps(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """ISO 8601 with a ``T`` and microseconds; zoned values in UTC with ``Z``."""
+    """ISO 8601 with a ``T``; zoned values in UTC with ``+00``; as PostgreSQL writes them."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -176,8 +192,8 @@ def _spell_timestamps(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunke
         naive = pa.chunked_array([c.view(pa.timestamp("us")) for c in micro.chunks], pa.timestamp("us"))
     else:
         naive = micro.view(pa.timestamp("us"))
-    text = pc.binary_replace_slice(pc.cast(naive, pa.string()), 10, 11, "T")
-    return pc.binary_join_element_wise(text, "Z", "") if zoned else text
+    text = pc.binary_replace_slice(_trim_fractions(pc.cast(naive, pa.string())), 10, 11, "T")
+    return pc.binary_join_element_wise(text, UTC_SUFFIX, "") if zoned else text
 
 
 class CsvWriter:

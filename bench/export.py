@@ -133,7 +133,8 @@ def run_method(method: str, backend: str, url: str, out: Path) -> float:
         from my_app import create_app
         from my_app.models import Event
 
-        for module in ("pyarrow.csv", "pyarrow.compute", "adbc_driver_sqlite.dbapi"):
+        # The modules the route uses (the COPY route needs neither Arrow nor pandas).
+        for module in ("pyarrow.csv", "pyarrow.compute", "adbc_driver_sqlite.dbapi") if backend == "sqlite" else ():
             importlib.import_module(module)
 
         wb = analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": url})
@@ -269,7 +270,9 @@ def report(results: dict[str, t.Any], command: str) -> str:
         "server's `COPY ... TO STDOUT`, wrapping the query so the server spells timestamps, booleans",
         "and Excel-safe text the toolkit's way; on SQLite it reads Arrow batches from the ADBC driver",
         "and writes them with Arrow's CSV writer. Both write the same CSV (floats may differ in",
-        "spelling only, e.g. `1e-05` or `1e-5`), with `excel_safe` on, as the default is.",
+        "spelling only, e.g. `1e-05` or `1e-5`), with `excel_safe` on, as the default is. The floors",
+        "write what the database gives: SQLite's shell, timestamps as stored text and booleans as",
+        "0/1; PostgreSQL's COPY, `t`/`f` and its own timestamp format; neither neutralises formulas.",
         END,
     ]
     return "\n".join(lines) + "\n"

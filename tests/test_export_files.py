@@ -142,8 +142,8 @@ def test_csv_spelling_of_every_kind_of_value():
     )
     assert write_csv(frame).decode() == (
         "id,text,empty,price,score,flag,at,naive,day,blob\n"
-        '1,"He said ""hi"", then left\nfor good","",12.50,0.1,true,"2026-01-05T09:30:00.000001Z",'
-        '"2026-01-05T09:30:00.000000","2026-01-05","\\x00ff"\n'
+        '1,"He said ""hi"", then left\nfor good","",12.50,0.1,true,"2026-01-05T09:30:00.000001+00",'
+        '"2026-01-05T09:30:00","2026-01-05","\\x00ff"\n'
         ",,,,,,,,,\n"
     )
 
