@@ -52,7 +52,7 @@ if t.TYPE_CHECKING:
 
 #: Rows per chunk when none is given: large enough to amortise per-chunk costs, small enough
 #: that a chunk of a wide table stays in the tens of megabytes.
-DEFAULT_CHUNKSIZE = 50_000
+DEFAULT_CHUNKSIZE = 20_000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -482,7 +482,7 @@ class Workbench:
     ) -> ExportResult:
         """Write the rows of ``query`` (anything :meth:`frame` accepts) to a CSV file.
 
-        Streamed chunk by chunk (``chunksize`` rows, default 50,000; on PostgreSQL the server's
+        Streamed chunk by chunk (``chunksize`` rows, default 20,000; on PostgreSQL the server's
         COPY), so memory does not grow with the table; atomic, so an earlier file at ``path``
         survives any failure; read-only. ``.gz``/``.zip`` names are compressed. ``excel_safe``
         neutralises text a spreadsheet would run as a formula; ``encoding="utf-8-sig"`` adds
