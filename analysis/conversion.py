@@ -79,6 +79,8 @@ def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
         if pa.types.is_duration(type_):  # MySQL's TIME arrives as a timedelta
             return column.cast(pa.duration("us")).cast(pa.int64()).cast(pa.time64("us"))
         return _parse(column, pa.time64("us"), dt.time.fromisoformat)
+    if kind == "interval":
+        return _interval(column, plan)
     if kind in ("string", "enum"):
         column = _decode_extension(column)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -110,7 +112,7 @@ def _canonical_type(plan: ColumnPlan) -> pa.DataType | None:
     return {
         "int": pa.int64(), "bool": pa.bool_(), "float": pa.float64(), "date": pa.date32(),
         "time": pa.time64("us"), "string": pa.string(), "binary": pa.binary(),
-        "datetime": pa.timestamp("us", tz="UTC" if plan.timezone else None),
+        "datetime": pa.timestamp("us", tz="UTC" if plan.timezone else None), "interval": pa.duration("us"),
         "decimal": _decimal_type(plan.precision, plan.scale),
     }.get(plan.kind)
 
@@ -167,6 +169,34 @@ def _timestamp(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
     # A naive value in a timezone-aware column is UTC: that is how SQLAlchemy and the apps
     # that use it store aware timestamps on backends without a zone-aware type.
     return column.cast(pa.timestamp("us", tz="UTC")) if plan.timezone else column
+
+
+def _interval(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
+    """A duration column. Without a native interval type SQLAlchemy stores the epoch plus the
+    interval as a timestamp; native intervals with months (PostgreSQL) need its processing."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    type_ = column.type
+    if pa.types.is_duration(type_):
+        return column.cast(pa.duration("us"))
+    if pa.types.is_interval(type_):  # PostgreSQL's months, days and nanoseconds, via ADBC
+        return pa.array([None if v is None else _pg_interval(*v) for v in column.to_pylist()], pa.duration("us"))
+    if pa.types.is_timestamp(type_) or pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        stamps = _timestamp(column, dataclasses.replace(plan, kind="datetime", timezone=False))
+        if pa.types.is_timestamp(stamps.type) and stamps.type.tz is None:
+            return pc.subtract(stamps, pa.scalar(dt.datetime(1970, 1, 1), type=pa.timestamp("us")))
+    return _python_column(column, plan.processor or (lambda v: v), infer=True)
+
+
+def _pg_interval(months: int, days: int, nanoseconds: int) -> dt.timedelta:
+    """A PostgreSQL interval as psycopg turns it into a timedelta (a month is 30 days, a year
+    365), so both routes agree."""
+    years, rest = divmod(abs(months), 12)
+    extra = 30 * rest + 365 * years
+    return dt.timedelta(days=days + (extra if months >= 0 else -extra), microseconds=nanoseconds // 1000)
 
 
 def _parse(column: pa.ChunkedArray, target: pa.DataType, parse_one: t.Callable[[str], t.Any]) -> t.Any:

@@ -18,6 +18,7 @@ DateTime                    ``datetime64[us]``          ``timestamp[us][pyarrow]
 DateTime(timezone=True)     ``datetime64[us, UTC]``     ``timestamp[us, tz=UTC][pyarrow]``
 Date                        ``date32[day][pyarrow]`` (both)
 Time                        ``time64[us][pyarrow]`` (both)
+Interval                    ``timedelta64[us]``         ``duration[us][pyarrow]``
 String, Text, Unicode       ``string[pyarrow]``         ``string[pyarrow]`` (ArrowDtype)
 Enum                        ``category`` with the Enum's values as categories (both)
 JSON                        ``object`` (dicts, lists...) (both)
@@ -46,7 +47,7 @@ class ColumnPlan:
     """What one column should become, decided from its SQLAlchemy type."""
 
     name: str
-    kind: str  # int bool float decimal date datetime time string enum json binary python raw
+    kind: str  # int bool float decimal date datetime time interval string enum json binary python raw
     sa_type: sa.types.TypeEngine[t.Any] | None = None
     timezone: bool = False
     precision: int | None = None
@@ -73,11 +74,20 @@ def plan_column(
         return ColumnPlan(name, "raw")
     processor = None
     base = type_
-    while isinstance(base, sa.types.TypeDecorator):
-        if type(base).process_result_value is not sa.types.TypeDecorator.process_result_value:
-            processor = type_.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value)
+    # Interval is a TypeDecorator over DateTime where the backend has no interval type.
+    while isinstance(base, sa.types.TypeDecorator) and not isinstance(base, _INTERVALS):
+        cls = type(base)
+        if (
+            cls.process_result_value is not sa.types.TypeDecorator.process_result_value
+            or cls.result_processor is not sa.types.TypeDecorator.result_processor
+        ):
+            processor = _result_processor(type_, dialect)
         base = base.impl_instance
     plan = functools.partial(ColumnPlan, name, sa_type=type_, processor=processor)
+    if isinstance(base, _INTERVALS):
+        # Emulated (SQLite, MariaDB): the epoch plus the interval, checked against SQLAlchemy.
+        emulated = isinstance(type_.dialect_impl(dialect), sa.types.TypeDecorator)
+        return plan("interval", processor=_result_processor(type_, dialect) if emulated else processor)
     if isinstance(base, sa.Enum):
         return plan("enum", categories=tuple(base.enums))
     if isinstance(base, sa.Boolean):
@@ -103,7 +113,17 @@ def plan_column(
         return plan("binary")
     # Anything else (UUID, intervals, arrays, custom types): SQLAlchemy's own processing,
     # value by value, which is slow but exactly what the ORM would give.
-    return plan("python", processor=type_.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value))
+    return plan("python", processor=_result_processor(type_, dialect))
+
+
+#: SQLAlchemy's Interval and the dialects' native INTERVAL types.
+_INTERVALS = (getattr(sa.types, "_AbstractInterval", sa.Interval),)
+
+
+def _result_processor(type_: sa.types.TypeEngine[t.Any], dialect: sa.Dialect) -> t.Callable[[t.Any], t.Any]:
+    """What SQLAlchemy does to each value of this type on this dialect (the dialect's own
+    type's processing, then a TypeDecorator's)."""
+    return type_.dialect_impl(dialect).result_processor(dialect, None) or (lambda value: value)
 
 
 def sql_cast(plan: ColumnPlan, dialect_name: str, *, everything: bool = False) -> sa.types.TypeEngine[t.Any] | None:
@@ -123,7 +143,7 @@ def sql_cast(plan: ColumnPlan, dialect_name: str, *, everything: bool = False) -
             return None
         return {
             "int": sa.Integer(), "bool": sa.Integer(), "float": sa.Float(),
-            "date": sa.Text(), "datetime": sa.Text(), "time": sa.Text(), "string": sa.Text(),
+            "date": sa.Text(), "datetime": sa.Text(), "time": sa.Text(), "interval": sa.Text(), "string": sa.Text(),
             "enum": sa.Text(), "json": sa.Text(), "binary": sa.LargeBinary(),
         }.get(plan.kind)
     if dialect_name == "postgresql":
@@ -159,7 +179,7 @@ def to_series(column: t.Any, dtype_backend: str) -> pd.Series:
         if pa.types.is_null(type_):
             return pd.Series(pd.array([None] * len(column), dtype=object), dtype=object)
         return pd.Series(pd.arrays.ArrowExtensionArray(column), copy=False)
-    if pa.types.is_timestamp(type_):
+    if pa.types.is_timestamp(type_) or pa.types.is_duration(type_):
         return column.to_pandas()
     masked = _masked_array(column)
     if masked is not None:
