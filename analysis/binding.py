@@ -317,6 +317,7 @@ def _accept_bool(value: t.Any) -> bool:
 def _to_datetime(series: pd.Series, naive: bool) -> list[t.Any]:
     import pandas as pd
 
+    series = _from_arrow_temporal(series)
     dtype = series.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         if isinstance(dtype, pd.DatetimeTZDtype):
@@ -333,6 +334,29 @@ def _to_datetime(series: pd.Series, naive: bool) -> list[t.Any]:
     raise _dtype_error(series, "datetimes (convert with pd.to_datetime(..., utc=True))")
 
 
+def _is_arrow(dtype: t.Any) -> bool:
+    import pandas as pd
+
+    return isinstance(dtype, pd.ArrowDtype)
+
+
+def _from_arrow_temporal(series: pd.Series) -> pd.Series:
+    """Arrow timestamps and durations (``dtype_backend="pyarrow"``) as their NumPy-backed
+    equivalents, which the paths below vectorise."""
+    import pandas as pd
+    import pyarrow as pa
+
+    dtype = series.dtype
+    if not isinstance(dtype, pd.ArrowDtype):
+        return series
+    arrow = dtype.pyarrow_dtype
+    if pa.types.is_timestamp(arrow):
+        return series.astype(pd.DatetimeTZDtype("us", arrow.tz) if arrow.tz else "datetime64[us]")
+    if pa.types.is_duration(arrow):
+        return series.astype("timedelta64[us]")
+    return series
+
+
 def _accept_datetime(value: t.Any) -> dt.datetime:
     import pandas as pd
 
@@ -346,6 +370,7 @@ def _accept_datetime(value: t.Any) -> dt.datetime:
 def _to_date(series: pd.Series) -> list[t.Any]:
     import pandas as pd
 
+    series = _from_arrow_temporal(series)
     dtype = series.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
         present = series.notna().to_numpy()
@@ -354,7 +379,7 @@ def _to_date(series: pd.Series) -> list[t.Any]:
             position = _first(with_time)
             raise BadValue(position, f"{series.iloc[position]} has a time of day; the model's column is a date")
         return _objects(pd.Series(series.dt.date, index=series.index, dtype=object))
-    if dtype == object:
+    if dtype == object or _is_arrow(dtype):
         return _check_objects(_objects(series), _accept_date, "a date")
     raise _dtype_error(series, "dates")
 
@@ -372,10 +397,11 @@ def _accept_date(value: t.Any) -> dt.date:
 def _to_timedelta(series: pd.Series) -> list[t.Any]:
     import pandas as pd
 
+    series = _from_arrow_temporal(series)
     if pd.api.types.is_timedelta64_dtype(series.dtype):
         values = series.dt.floor("us").array.to_pytimedelta()
         return _objects(pd.Series(values, index=series.index, dtype=object))
-    if series.dtype == object:
+    if series.dtype == object or _is_arrow(series.dtype):
         return _check_objects(_objects(series), _accept_timedelta, "a timedelta")
     raise _dtype_error(series, "durations (timedelta)")
 
@@ -396,7 +422,7 @@ def _to_str(series: pd.Series) -> list[t.Any]:
     dtype = series.dtype
     if isinstance(dtype, pd.StringDtype):
         return _objects(series)
-    if dtype == object or isinstance(dtype, pd.CategoricalDtype):
+    if dtype == object or isinstance(dtype, pd.CategoricalDtype) or _is_arrow(dtype):
         values = _objects(series)
         if all(type(v) is str or v is None for v in values):
             return values

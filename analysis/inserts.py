@@ -85,7 +85,12 @@ def insert_into(
     try:
         written = writer(conn, plan)
     except BaseException as e:
-        session.rollback()
+        try:
+            session.rollback()
+        except Exception:
+            # The connection itself is gone (server restart...); SQLAlchemy discards it, and
+            # the write's own error, raised below, is the one that explains what happened.
+            pass
         if is_driver_error(e, conn.dialect):
             raise plan.error(e) from e
         raise

@@ -87,8 +87,10 @@ class Job:
                 "This job is already running; nest a new analysis.job(...) instead of"
                 " re-entering the same one."
             )
-        self._run = _Run(self, self.name or _script_name())
-        return self._run.start()
+        run = _Run(self, self.name or _script_name())
+        workbench = run.start()  # raises (and leaves nothing open) if the job cannot start
+        self._run = run
+        return workbench
 
     def __exit__(self, exc_type: t.Any, exc: BaseException | None, tb: t.Any) -> None:
         run, self._run = self._run, None
@@ -127,6 +129,7 @@ class _Run:
         logger.info("job %s: starting", self.name)
         try:
             flask_app = build_app(self.job.app, self.job.config)
+            _refuse_the_notebooks_app(flask_app)
             workbench = Workbench(
                 flask_app,
                 writable=self.job.writable,
@@ -179,6 +182,18 @@ class _Run:
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def _refuse_the_notebooks_app(app: t.Any) -> None:
+    from . import session
+
+    holder = session._current
+    if holder is not None and not holder.closed and holder.app is app:
+        raise JobError(
+            f"The app {app.name!r} is the one the notebook's Workbench holds, and a job closes"
+            " its app's engine when it ends. Pass the factory instead, as in"
+            " analysis.job('my_app:create_app'), so the job builds its own app."
+        )
 
 
 def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:

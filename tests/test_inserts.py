@@ -101,9 +101,10 @@ def outside_count(wb: Workbench, table: str) -> int:
         engine.dispose()
 
 
-def test_every_supported_dtype_round_trips_with_nulls(kitchen):
+def rich_frame() -> pd.DataFrame:
+    """Three rows: values in the first and last, every nullable column missing in the middle."""
     berlin = pd.to_datetime(["2024-03-31 01:30:00.123456", None, "2024-10-27 02:15:00"], format="ISO8601")
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "id": [1, 2, 3],
             "big": pd.array([2**40, None, -(2**40)], dtype="Int64"),
@@ -126,7 +127,10 @@ def test_every_supported_dtype_round_trips_with_nulls(kitchen):
             "arrow_count": pd.array([7, None, 0], dtype="int64[pyarrow]"),
         }
     )
-    assert kitchen.insert_frame(Everything, frame) == 3
+
+
+def test_every_supported_dtype_round_trips_with_nulls(kitchen):
+    assert kitchen.insert_frame(Everything, rich_frame()) == 3
     kitchen.session.commit()
     kitchen.session.expire_all()
 
@@ -160,6 +164,18 @@ def test_every_supported_dtype_round_trips_with_nulls(kitchen):
         sa.select(sa.func.count()).select_from(Everything).where(Everything.__table__.c.payload.is_(None))
     )
     assert payload_nulls == 1
+
+
+@pytest.mark.parametrize("dtype_backend", ["numpy_nullable", "pyarrow"])
+def test_what_frame_reads_inserts_back_unchanged(kitchen, dtype_backend):
+    kitchen.insert_frame(Everything, rich_frame())
+    kitchen.session.commit()
+    read = kitchen.frame(Everything, dtype_backend=dtype_backend, progress=False)
+    kitchen.session.execute(sa.delete(Everything))
+    assert kitchen.insert_frame(Everything, read) == 3
+    kitchen.session.commit()
+    again = kitchen.frame(Everything, dtype_backend=dtype_backend, progress=False)
+    pd.testing.assert_frame_equal(again, read)
 
 
 def test_app_models_get_python_defaults_and_tz_aware_timestamps(wb):

@@ -150,6 +150,10 @@ def test_job_leaves_the_notebook_workbench_alone(url):
 
         assert current_app._get_current_object() is notebook.app
         assert notebook.models["Data"].query.count() == 1
+        with pytest.raises(analysis.JobError, match="Pass the factory instead"):
+            with analysis.job(notebook.app):
+                pass
+        assert not notebook.closed
     finally:
         notebook.close()
 
