@@ -182,7 +182,13 @@ def report_command(
         if output is None:
             from .export import write_csv_stream
 
-            rows = write_csv_stream(workbench, built, sys.stdout.buffer, excel_safe=excel_safe, encoding=encoding)
+            try:
+                rows = write_csv_stream(workbench, built, sys.stdout.buffer, excel_safe=excel_safe, encoding=encoding)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # The reader went away (`flask report ... | head`): stop quietly, as Unix tools do.
+                _silence_stdout()
+                return
             click.echo(f"{rows:,} rows.", err=True)
             return
         result = _write(workbench, built, output, fmt, None, None, excel_safe, encoding, progress)
@@ -212,6 +218,18 @@ def _write(
     return workbench.export_csv(
         query, path, params=params, chunksize=chunksize, excel_safe=excel_safe, progress=show, encoding=encoding
     )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush does not fail on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file descriptor (a test runner's buffer): nothing will be flushed
 
 
 def find_model(workbench: Workbench, name: str) -> type:

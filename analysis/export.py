@@ -364,6 +364,8 @@ def _reporting(path: Path | None) -> t.Iterator[None]:
         from .queries import query_error
 
         raise query_error(e) from e
+    except BrokenPipeError:
+        raise  # the reader of a stream went away: the caller decides (the CLI stops quietly)
     except OSError as e:
         where = f" {str(path)!r}" if path is not None else ""
         reason = e.strerror or str(e)
