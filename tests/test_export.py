@@ -287,3 +287,19 @@ def test_killing_the_export_process_midway_keeps_the_previous_file(export_app, t
     assert process.returncode == -signal.SIGKILL, stderr
     assert target.read_text() == "previous export\n"
     assert os.listdir(out) == ["big.csv"]
+
+
+@pytest.mark.backends("postgresql")
+def test_exports_leave_no_transaction_open(wb, tmp_path):
+    from testing_backends import pg_admin_connection
+
+    wb.export_csv(ORDERED, tmp_path / "a.csv", progress=False)
+    wb.export_parquet(ORDERED, tmp_path / "a.parquet", progress=False)
+    with pytest.raises(QueryError):
+        wb.export_csv("SELECT 1 / 0 AS boom", tmp_path / "b.csv", progress=False)
+    wb.release()
+    with pg_admin_connection() as admin:
+        states = admin.execute(
+            "SELECT state FROM pg_stat_activity WHERE application_name LIKE %s", (wb.application_name[:40] + "%",)
+        ).fetchall()
+    assert states and all(state == "idle" for (state,) in states), states
