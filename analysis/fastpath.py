@@ -6,6 +6,9 @@ which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are optional (the
 extra): when a driver is not installed, cannot open the database, or refuses the statement,
 :class:`FastPathUnavailable` is raised and the caller reads through SQLAlchemy instead.
 
+SQLite's driver runs in a helper process (:mod:`analysis.sqlite_worker`): in this process its
+bundled copy of SQLite would drop the file locks of the app's own connections.
+
 The driver opens its own connection, so this route is only used when the session has no
 uncommitted writes (see :mod:`analysis.routing`). That connection is always read-only, whatever
 the Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL with
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import importlib.util
 import os
+import sys
 import typing as t
 import urllib.parse
 
@@ -45,9 +50,8 @@ def supports(engine: sa.Engine) -> bool:
     name = engine.dialect.name
     try:
         if name == "sqlite":
-            import adbc_driver_sqlite.dbapi  # noqa: F401
-
-            return _sqlite_path(engine) is not None
+            # Look, don't import: the driver runs in a helper process (sqlite_worker).
+            return _installed("adbc_driver_sqlite.dbapi") and _sqlite_path(engine) is not None
         if name == "postgresql":
             import adbc_driver_postgresql.dbapi  # noqa: F401
 
@@ -55,6 +59,13 @@ def supports(engine: sa.Engine) -> bool:
     except ImportError:
         return False
     return False
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` could be imported (``sys.modules[module] = None`` means "blocked")."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module.partition(".")[0]) is not None
 
 
 def compile_statement(statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect) -> tuple[str, tuple[t.Any, ...]]:
@@ -95,12 +106,15 @@ def open_reader(
     """Run ``sql`` on a fresh read-only ADBC connection and yield its batches.
 
     The connection is closed when the block ends, whether the batches were all read or not.
+    SQLite is read in a helper process (see :mod:`analysis.sqlite_worker` for why).
     """
     name = engine.dialect.name
+    if name == "sqlite":
+        with _sqlite_reader(engine, sql, parameters, batch_rows or SQLITE_BATCH_ROWS) as reader:
+            yield reader
+        return
     try:
-        if name == "sqlite":
-            conn = _connect_sqlite(engine)
-        elif name == "postgresql":
+        if name == "postgresql":
             conn = _connect_postgresql(engine, application_name)
         else:
             raise FastPathUnavailable(f"no Arrow-native driver for {name}")
@@ -110,10 +124,6 @@ def open_reader(
         cursor = conn.cursor()
         try:
             try:
-                if name == "sqlite":
-                    cursor.adbc_statement.set_options(
-                        **{"adbc.sqlite.query.batch_rows": str(batch_rows or SQLITE_BATCH_ROWS)}
-                    )
                 cursor.execute(sql, parameters or None)
                 reader = cursor.fetch_record_batch()
             except Exception as e:  # driver errors: let SQLAlchemy run it and report it
@@ -123,6 +133,34 @@ def open_reader(
             cursor.close()
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _sqlite_reader(
+    engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], batch_rows: int
+) -> t.Iterator[pa.RecordBatchReader]:
+    from . import sqlite_worker
+
+    path = _sqlite_path(engine)
+    if path is None:
+        raise FastPathUnavailable("not a SQLite database file")
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
+    try:
+        context = sqlite_worker.read(uri, sql, parameters, batch_rows=batch_rows)
+        reader = context.__enter__()
+    except sqlite_worker.WorkerError as e:  # let SQLAlchemy run it and report it
+        raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
+    with contextlib.ExitStack() as stack:
+        stack.push(context)
+        yield reader
+
+
+def warm_up(engine: sa.Engine) -> None:
+    """Start what the first fast read of ``engine`` would wait for (SQLite's reader process)."""
+    if engine.dialect.name == "sqlite" and supports(engine):
+        from . import sqlite_worker
+
+        sqlite_worker.warm_up()
 
 
 def is_type_mismatch(error: BaseException) -> bool:
@@ -137,19 +175,6 @@ def _sqlite_path(engine: sa.Engine) -> str | None:
         return None
     path = os.path.abspath(database)
     return path if os.path.exists(path) else None
-
-
-def _connect_sqlite(engine: sa.Engine) -> t.Any:
-    import adbc_driver_sqlite.dbapi
-
-    path = _sqlite_path(engine)
-    if path is None:
-        raise FastPathUnavailable("not a SQLite database file")
-    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
-    try:
-        return adbc_driver_sqlite.dbapi.connect(uri, autocommit=True)
-    except Exception as e:
-        raise FastPathUnavailable(f"cannot open {path} read-only: {e}") from e
 
 
 def _connect_postgresql(engine: sa.Engine, application_name: str) -> t.Any:

@@ -133,6 +133,10 @@ class Workbench:
                 self._guards.append(guard)
             self._listen_session("before_flush", self._refuse_flush_when_read_only)
             self._check_connection()
+            from . import fastpath
+
+            for engine in self.db.engines.values():
+                fastpath.warm_up(engine)
             if self.cell_hooks:
                 from .ipython import register_cell_hooks
 
