@@ -54,6 +54,16 @@ class _Worker:
             with contextlib.suppress(OSError, AttributeError, ValueError):
                 fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
 
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Block until the worker has loaded its driver (it says ``READY``)."""
+        if not self.ready:
+            line = self.readline()
+            if line != "READY":
+                raise WorkerError(f"the SQLite reader process did not start: {line}")
+            self.ready = True
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -88,10 +98,12 @@ class _Pool:
         self._lock = threading.Lock()
         self._idle: _Worker | None = None
 
-    def warm_up(self) -> None:
+    def warm_up(self, wait: bool = False) -> None:
         with self._lock:
             if self._idle is None or not self._idle.alive:
                 self._idle = _Worker()
+            if wait:
+                self._idle.wait_ready()
 
     def take(self) -> _Worker:
         with self._lock:
@@ -118,9 +130,10 @@ _pool = _Pool()
 atexit.register(_pool.shutdown)
 
 
-def warm_up() -> None:
-    """Start a worker now so that the first read does not wait for it."""
-    _pool.warm_up()
+def warm_up(wait: bool = False) -> None:
+    """Start a worker now so that the first read does not wait for it (``wait=True``: and
+    return only once it is ready, as a benchmark's set-up would)."""
+    _pool.warm_up(wait)
 
 
 def shutdown() -> None:
@@ -143,6 +156,7 @@ def read(
     worker = _pool.take()
     finished = False
     try:
+        worker.wait_ready()
         worker.send({"uri": uri, "sql": sql, "params": params, "batch_rows": batch_rows})
         status = worker.readline()
         if status != "OK":

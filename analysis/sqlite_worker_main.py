@@ -1,6 +1,6 @@
 """The helper process behind :mod:`analysis.sqlite_worker`; run as a script, not imported.
 
-Protocol on stdin/stdout, one request at a time:
+Protocol on stdin/stdout: ``READY`` once started, then one request at a time:
 
 * request: 8-byte big-endian length, then a pickled dict ``{uri, sql, params, batch_rows}``;
 * reply: one status line, ``OK`` or ``ERR <message>``; after ``OK`` an Arrow IPC stream of the
@@ -10,38 +10,45 @@ It imports nothing but pyarrow and the ADBC driver (quick to start) and exits wh
 closes stdin.
 """
 
+import contextlib
 import pickle
 import struct
 import sys
 
 
 def main() -> None:
-    import adbc_driver_sqlite.dbapi
+    # The driver's low-level API: its DBAPI layer would import pandas (60 MB) for nothing.
+    import adbc_driver_manager
+    import adbc_driver_sqlite
     import pyarrow as pa
 
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the protocol stream
     sink = pa.PythonFile(stdout, mode="w")
+    # Load and initialise the driver library now, while nobody waits for a result.
+    adbc_driver_sqlite.connect(":memory:").close()
+    _line(stdout, "READY")
     while True:
         header = stdin.read(8)
         if len(header) < 8:
             return  # the parent is gone or done
         (size,) = struct.unpack(">Q", header)
         request = pickle.loads(stdin.read(size))
-        try:
-            conn = adbc_driver_sqlite.dbapi.connect(request["uri"], autocommit=True)
-        except Exception as e:
-            _line(stdout, "ERR " + _one_line(e))
-            continue
-        try:
-            cursor = conn.cursor()
+        with contextlib.ExitStack() as resources:
             try:
-                cursor.adbc_statement.set_options(
-                    **{"adbc.sqlite.query.batch_rows": str(request["batch_rows"])}
-                )
-                cursor.execute(request["sql"], request["params"] or None)
-                reader = cursor.fetch_record_batch()
+                database = resources.enter_context(adbc_driver_sqlite.connect(request["uri"]))
+                connection = resources.enter_context(adbc_driver_manager.AdbcConnection(database))
+                statement = resources.enter_context(adbc_driver_manager.AdbcStatement(connection))
+                statement.set_options(**{"adbc.sqlite.query.batch_rows": str(request["batch_rows"])})
+                statement.set_sql_query(request["sql"])
+                params = request["params"]
+                if params:
+                    statement.bind(
+                        pa.record_batch([[value] for value in params], names=[str(i) for i in range(len(params))])
+                    )
+                handle, _ = statement.execute_query()
+                reader = pa.RecordBatchReader._import_from_c(handle.address)
             except Exception as e:
                 _line(stdout, "ERR " + _one_line(e))
                 continue
@@ -55,10 +62,8 @@ def main() -> None:
                 failure = e
             writer.close()
             stdout.flush()
+            reader.close()
             _line(stdout, "END" if failure is None else "ERR " + _one_line(failure))
-            cursor.close()
-        finally:
-            conn.close()
 
 
 def _line(stream: "object", text: str) -> None:
