@@ -162,7 +162,8 @@ def run_method(method: str, backend: str, url: str, out: Path) -> float:
 
         wb = analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": url})
         # Set-up, like connecting: SQLite's ADBC reader process has started.
-        sqlite_worker.warm_up(wait=backend == "sqlite")
+        if backend == "sqlite":
+            sqlite_worker.warm_up(wait=True)
         started = time.perf_counter()
         wb.export_csv(Event, out, progress=False)
         seconds = time.perf_counter() - started

@@ -285,7 +285,8 @@ def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
         from analysis import sqlite_worker
 
         # Set-up, as ADBC's connect() above is: the SQLite reader process has started.
-        sqlite_worker.warm_up(wait=backend == "sqlite")
+        if backend == "sqlite":
+            sqlite_worker.warm_up(wait=True)
 
         def run() -> t.Any:
             return wb.frame(Row, progress=False)
