@@ -93,3 +93,20 @@ def seeded_app(app: Flask, runner: FlaskCliRunner) -> Flask:
     result = runner.invoke(args=["seed", "--users", "20", "--events", "100", "--data-points", "5"])
     assert result.exit_code == 0, result.output
     return app
+
+
+def pytest_terminal_summary(terminalreporter: t.Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line per backend: how many of its cases passed, failed or were skipped."""
+    counts: dict[str, dict[str, int]] = {name: {} for name in ALL_BACKENDS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if outcome == "passed" and getattr(report, "when", "call") != "call":
+                continue
+            params = report.nodeid.rpartition("[")[2].rstrip("]").split("-") if "[" in report.nodeid else []
+            for name in ALL_BACKENDS:
+                if name in params:
+                    counts[name][outcome] = counts[name].get(outcome, 0) + 1
+    terminalreporter.write_sep("-", "database backends")
+    for name, by_outcome in counts.items():
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(by_outcome.items())) or "no cases"
+        terminalreporter.write_line(f"{name}: {summary}")
