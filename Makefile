@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 INSTALLED = $(VENV)/.installed
 export FLASK_APP ?= my_app
+# Jupyter refuses to run as root unless told (containers and fresh VMs often are root).
+ROOT_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test install demo-db bench clean
 
@@ -17,7 +19,7 @@ install: $(INSTALLED)
 
 ## Initialise and seed the embedded SQLite demo database (once), then open JupyterLab.
 lab: demo-db
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 demo-db: $(INSTALLED)
 	$(BIN)/flask --app my_app init-db
