@@ -33,7 +33,7 @@ from .export import ExportResult
 from .reports import report
 from .inserts import insert_frame
 from .jobs import job
-from . import frames as _frames  # noqa: E402  loaded first: the shortcut `frames` below takes its name
+from . import frames as _frames  # noqa: F401, E402  loaded first: the shortcut `frames` below takes its name
 
 __all__ = [
     "AnalysisError",

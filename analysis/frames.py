@@ -25,7 +25,6 @@ from .routing import bind_for, plain_session, read_connection, session_has_write
 
 if t.TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
     from sqlalchemy.orm import Session
 
     from .session import Workbench

@@ -177,8 +177,6 @@ def _peak_mb() -> float:
 
 
 def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
-    import pandas as pd
-
     import analysis
 
     frame = make_frame(rows)

@@ -285,9 +285,11 @@ def test_module_level_shortcut_uses_the_current_workbench(app):
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     read_only = analysis.connect("my_app:create_app", config={"SQLALCHEMY_DATABASE_URI": url})
     try:
+        assert analysis.current() is read_only
         with pytest.raises(analysis.ReadOnlyError):
             analysis.insert_frame(Data, pd.DataFrame({"value": [1.0]}))
         writable = analysis.connect("my_app:create_app", config={"SQLALCHEMY_DATABASE_URI": url}, writable=True)
+        assert read_only.closed and analysis.current() is writable
         assert analysis.insert_frame("Data", pd.DataFrame({"value": [1.0, 2.0]})) == 2
         writable.session.commit()
         assert outside_count(writable, "data") == 2

@@ -21,7 +21,7 @@ from analysis.jobs import run
 from my_app.extensions import db
 from my_app.jobs.daily_summary import daily_summary
 from my_app.jobs.deactivate_idle_users import deactivate_idle_users
-from my_app.models import DailyEventSummary, Data, Event, User
+from my_app.models import Data, Event, User
 from testing_backends import pg_admin_connection
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
