@@ -51,7 +51,11 @@ def supports(engine: sa.Engine) -> bool:
     try:
         if name == "sqlite":
             # Look, don't import: the driver runs in a helper process (sqlite_worker).
-            return _installed("adbc_driver_sqlite.dbapi") and _sqlite_path(engine) is not None
+            return (
+                _installed("adbc_driver_sqlite.dbapi")
+                and _installed("nanoarrow")
+                and _sqlite_path(engine) is not None
+            )
         if name == "postgresql":
             import adbc_driver_postgresql.dbapi  # noqa: F401
 
