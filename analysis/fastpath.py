@@ -32,7 +32,7 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
 
 #: Rows per Arrow batch the SQLite driver builds (its default, 1024, makes many tiny chunks).
-SQLITE_BATCH_ROWS = 65_536
+SQLITE_BATCH_ROWS = 32_768
 #: Batch size that makes the whole result one batch, so the driver types columns from all rows.
 SQLITE_ONE_BATCH = 2**30  # the largest the driver accepts
 
