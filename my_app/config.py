@@ -78,7 +78,7 @@ def normalize_database_url(url: str | sa.URL) -> str:
     """Return ``url`` with a usable driver, or raise :class:`ConfigError` saying what to fix."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as e:
+    except (sa.exc.ArgumentError, ValueError) as e:  # ValueError: e.g. a port that is not a number
         raise ConfigError(
             f"Invalid database URL {_masked(url)!r}. Expected a URL such as"
             " 'postgresql://user@host/dbname' or 'sqlite:///path/to/file.sqlite';"
@@ -114,5 +114,5 @@ def normalize_database_url(url: str | sa.URL) -> str:
 def _masked(url: str | sa.URL) -> str:
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "<unparseable URL>"
