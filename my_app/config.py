@@ -26,6 +26,8 @@ DEFAULTS: dict[str, t.Any] = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # The admin pages answer only when this is set (HTTP Basic, user "admin").
+    "ADMIN_PASSWORD": None,
     # Where reporting tools (`flask report`, analysis) find the app's reports: see reports.py.
     "ANALYSIS_REPORTS": "my_app.reports",
     # How long the ingest endpoint remembers an Idempotency-Key (a retry after that inserts).

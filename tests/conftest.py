@@ -20,6 +20,7 @@ from my_app import create_app
 from my_app.extensions import db
 from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
+ADMIN_PASSWORD = "test-admin-password"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _availability: dict[str, str | None] = {}
 
@@ -65,6 +66,7 @@ def app(database_url: str, tmp_path: Path) -> t.Iterator[Flask]:
         {
             "TESTING": True,
             "SECRET_KEY": "test",
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SQLALCHEMY_DATABASE_URI": database_url,
         }
     )
@@ -75,6 +77,12 @@ def app(database_url: str, tmp_path: Path) -> t.Iterator[Flask]:
         db.session.remove()
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.fixture
+def admin_auth() -> tuple[str, str]:
+    """HTTP Basic credentials for the admin pages of the ``app`` fixture."""
+    return ("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture

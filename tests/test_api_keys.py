@@ -111,7 +111,7 @@ def test_last_used_at_is_recorded(app, runner, client):
 
 
 @pytest.mark.backends("sqlite", "postgresql")
-def test_list_and_admin_page_show_names_never_keys(runner, client):
+def test_list_and_admin_page_show_names_never_keys(runner, client, admin_auth):
     key = create_key(runner, "weather-station")
     runner.invoke(args=["api-key", "revoke", "weather-station"])
     create_key(runner, "nightly")
@@ -123,7 +123,7 @@ def test_list_and_admin_page_show_names_never_keys(runner, client):
     assert "revoked" in listing.output and "active" in listing.output
     assert secret not in listing.output
 
-    page = client.get("/admin/").get_data(as_text=True)
+    page = client.get("/admin/", auth=admin_auth).get_data(as_text=True)
     assert "weather-station" in page and "revoked" in page
     assert secret not in page
 

@@ -23,10 +23,30 @@ def test_overview_explains_an_uninitialised_database(tmp_path):
 
 
 @pytest.mark.backends("sqlite")
-def test_admin_page_lists_api_keys(client):
-    page = client.get("/admin/")
+def test_admin_page_lists_api_keys(client, admin_auth):
+    page = client.get("/admin/", auth=admin_auth)
     assert page.status_code == 200
     assert "No API keys yet" in page.get_data(as_text=True)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("who", ["nobody", "wrong password", "wrong user"])
+def test_admin_pages_need_the_admin_password(client, admin_auth, who):
+    auth = {"nobody": None, "wrong password": ("admin", "wrong"), "wrong user": ("root", admin_auth[1])}[who]
+    page = client.get("/admin/", auth=auth)
+    assert page.status_code == 401
+    assert page.headers["WWW-Authenticate"].startswith("Basic ")
+    assert "No API keys" not in page.get_data(as_text=True)
+
+
+@pytest.mark.backends("sqlite")
+def test_admin_pages_are_off_without_a_password(tmp_path):
+    from my_app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a.sqlite'}"})
+    page = app.test_client().get("/admin/", auth=("admin", ""))
+    assert page.status_code == 403
+    assert "MY_APP_ADMIN_PASSWORD" in page.get_data(as_text=True)
 
 
 @pytest.mark.backends("sqlite")
