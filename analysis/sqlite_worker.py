@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import os
 import pickle
 import struct
@@ -29,6 +28,10 @@ import typing as t
 if t.TYPE_CHECKING:
     import pyarrow as pa
 
+try:
+    import fcntl
+except ImportError:  # Windows: default pipe sizes
+    fcntl = None  # type: ignore[assignment]
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _PIPE_SIZE = 1 << 20
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqlite_worker_main.py")
@@ -50,7 +53,7 @@ class _Worker:
         )
         # Bigger pipes mean fewer context switches per megabyte (Linux; capped by
         # /proc/sys/fs/pipe-max-size, 1 MiB by default).
-        for stream in (self.process.stdout, self.process.stdin):
+        for stream in (self.process.stdout, self.process.stdin) if fcntl is not None else ():
             with contextlib.suppress(OSError, AttributeError, ValueError):
                 fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[union-attr]
 
