@@ -333,9 +333,14 @@ class Workbench(DataMethods):
         )
         if self.closed:
             return f"<div>{head}</div>"
+        import pandas as pd
+
         try:
             tables = self.tables()
-            body = tables.to_html(index=False, na_rep="(missing)")
+            tables["rows"] = [
+                "not in the database" if count is pd.NA else f"{count:,}" for count in tables["rows"]
+            ]
+            body = tables.to_html(index=False)
         finally:
             self.release()
         return f"<div>{head}{body}</div>"
