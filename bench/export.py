@@ -37,9 +37,8 @@ import time
 import typing as t
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / "data"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench import common
+from bench.common import DATA, PG_URL, ROOT
 QUERY = "SELECT * FROM events"
 
 METHODS = {
@@ -48,7 +47,6 @@ METHODS = {
 }
 FLOORS = {"sqlite": "sqlite3 -csv", "postgresql": "psycopg COPY"}
 ROUTE = {"sqlite": "ADBC Arrow batches", "postgresql": "COPY"}
-README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- export:begin -->", "<!-- export:end -->"
 
 
@@ -105,23 +103,6 @@ def prepare(backend: str, rows: int) -> str:
 HELPER_PEAK_MB = [0.0]
 
 
-def helper_peak_mb() -> float:
-    """Sum of ``VmHWM`` over this process's children, read from /proc."""
-    me, total = os.getpid(), 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) != me:
-                    continue
-            with open(f"/proc/{entry}/status") as f:
-                total += sum(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def run_method(method: str, backend: str, url: str, out: Path) -> float:
     """Run one export in this process; return its seconds."""
     if method == "read_sql+to_csv":
@@ -168,7 +149,7 @@ def run_method(method: str, backend: str, url: str, out: Path) -> float:
         started = time.perf_counter()
         wb.export_csv(Event, out, progress=False)
         seconds = time.perf_counter() - started
-        HELPER_PEAK_MB[0] = helper_peak_mb()
+        HELPER_PEAK_MB[0] = common.children_memory_mb("VmHWM")
         wb.close()
         return seconds
     raise ValueError(method)
@@ -311,17 +292,6 @@ def report(results: dict[str, t.Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(text: str) -> None:
-    current = README.read_text() if README.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    README.write_text(current)
-
-
 def main(argv: t.Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -381,7 +351,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     (results_dir / f"export-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     print(text)
     if args.write_readme:
-        write_readme(text)
+        common.write_readme(text, BEGIN, END)
 
 
 if __name__ == "__main__":

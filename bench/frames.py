@@ -42,15 +42,11 @@ import subprocess
 import sys
 import time
 import typing as t
-from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / "data"
-README = ROOT / "bench" / "README.md"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench import common
+from bench.common import DATA, PG_URL, ROOT
 
 METHODS = ["dbapi fetchall", "pd.read_sql", "naive ORM", "connectorx", "ADBC", "Workbench.frame"]
 OURS = "Workbench.frame"
@@ -72,33 +68,7 @@ def database_url(backend: str, rows: int) -> str:
 
 
 def make_app(url: str) -> t.Any:
-    """A minimal Flask + Flask-SQLAlchemy app with the ``BenchRow`` model."""
-    from flask import Flask
-    from flask_sqlalchemy import SQLAlchemy
-
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
-
-    class BenchRow(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "bench_rows"
-        id: Mapped[int] = mapped_column(primary_key=True)
-        user_id: Mapped[int]
-        name: Mapped[str] = mapped_column(sa.String(40))
-        category: Mapped[str] = mapped_column(sa.String(20))
-        value: Mapped[float]
-        flag: Mapped[bool]
-        created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-        quantity: Mapped[t.Optional[int]]
-        amount: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2))
-        note: Mapped[t.Optional[str]] = mapped_column(sa.String(100))
-
-    app = Flask("bench_frames")
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    db.init_app(app)
-    app.extensions["bench_model"] = BenchRow
-    return app
+    return common.make_app(url, name="bench_frames", tablename="bench_rows")
 
 
 def generate(rows: int) -> t.Iterator[tuple[t.Any, ...]]:
@@ -171,35 +141,6 @@ def _peak_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _helper_mb(field: str) -> float:
-    """Memory of this process's helper processes (the SQLite reader), from /proc: ``VmRSS``
-    now or ``VmHWM``, the peak. Counted with ours: the work they do is part of the read."""
-    total = 0.0
-    for pid in _child_pids():
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith(field + ":"):
-                        total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
-
-
-def _child_pids() -> list[int]:
-    me = os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
-                        pids.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return pids
 
 
 def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
@@ -306,11 +247,11 @@ def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
         raise SystemExit(f"unknown method {method!r}")
 
     before = _rss_mb()
-    helper_before = _helper_mb("VmRSS")
+    helper_before = common.children_memory_mb("VmRSS")
     started = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - started
-    helper_peak = _helper_mb("VmHWM")
+    helper_peak = common.children_memory_mb("VmHWM")
     peak = _peak_mb() + helper_peak
     out: dict[str, t.Any] = {
         "seconds": seconds,
@@ -427,17 +368,6 @@ def targets(by_method: dict[str, t.Any]) -> list[str]:
     return out
 
 
-def write_readme(text: str) -> None:
-    current = README.read_text() if README.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    README.write_text(current)
-
-
 def machine() -> str:
     import platform
 
@@ -515,7 +445,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     text = report(results, command)
     print(text)
     if args.write_readme:
-        write_readme(text)
+        common.write_readme(text, BEGIN, END)
 
 
 if __name__ == "__main__":

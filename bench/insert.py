@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import decimal
 import json
 import os
 import statistics
@@ -40,12 +39,9 @@ import typing as t
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / "data"
-README = ROOT / "bench" / "README.md"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench import common
+from bench.common import DATA, PG_URL, ROOT
 SCHEMA = "bench_insert"
 
 METHODS = {
@@ -63,33 +59,7 @@ def database_url(backend: str) -> str:
 
 
 def make_app(url: str) -> t.Any:
-    """A minimal Flask + Flask-SQLAlchemy app with the ``BenchInsert`` model."""
-    from flask import Flask
-    from flask_sqlalchemy import SQLAlchemy
-
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
-
-    class BenchInsert(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "bench_inserts"
-        id: Mapped[int] = mapped_column(primary_key=True)
-        user_id: Mapped[int]
-        name: Mapped[str] = mapped_column(sa.String(40))
-        category: Mapped[str] = mapped_column(sa.String(20))
-        value: Mapped[float]
-        flag: Mapped[bool]
-        created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-        quantity: Mapped[t.Optional[int]]
-        amount: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2))
-        note: Mapped[t.Optional[str]] = mapped_column(sa.String(100))
-
-    app = Flask("bench_insert")
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    db.init_app(app)
-    app.extensions["bench_model"] = BenchInsert
-    return app
+    return common.make_app(url, name="bench_insert", tablename="bench_inserts")
 
 
 def frame_path(rows: int) -> Path:
@@ -287,17 +257,6 @@ def report(results: dict[str, t.Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(text: str) -> None:
-    current = README.read_text() if README.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    README.write_text(current)
-
-
 def machine() -> str:
     import platform
 
@@ -350,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     text = report(results, command)
     print(text)
     if args.write_readme:
-        write_readme(text)
+        common.write_readme(text, BEGIN, END)
 
 
 if __name__ == "__main__":
