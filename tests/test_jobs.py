@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 import typing as t
 
 import pandas as pd
@@ -22,7 +21,7 @@ from my_app.extensions import db
 from my_app.jobs.daily_summary import daily_summary
 from my_app.jobs.deactivate_idle_users import deactivate_idle_users
 from my_app.models import Data, Event, User
-from testing_backends import pg_admin_connection
+from testing_backends import pg_states, wait_for_no_pg_connections
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
@@ -49,26 +48,10 @@ def committed(url: str, sql: str) -> t.Any:
         engine.dispose()
 
 
-def pg_connections(application_name: str) -> list[str]:
-    with pg_admin_connection() as admin:
-        rows = admin.execute(
-            "SELECT state FROM pg_stat_activity WHERE application_name = %s", (application_name,)
-        ).fetchall()
-    return [state for (state,) in rows]
-
-
-def wait_until_gone(application_name: str, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while pg_connections(application_name):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still connected: {pg_connections(application_name)}")
-        time.sleep(0.05)
-
-
 def assert_database_free(url: str, backend: str, application_name: str) -> None:
     """No connection of ours (PostgreSQL) and no transaction holding the file (SQLite)."""
     if backend == "postgresql":
-        wait_until_gone(application_name)
+        wait_for_no_pg_connections(application_name, within=5.0)
     else:
         path = sa.make_url(url).database
         conn = sqlite3.connect(path, timeout=0)  # a held write lock would fail at once
@@ -86,7 +69,7 @@ def test_job_that_succeeds_commits_and_cleans_up(url, backend, caplog):
         wb.session.add(Data(value=1.5, source="job"))
         wb.insert_frame(Data, pd.DataFrame({"value": [2.5, 3.5], "source": "job"}))
         if backend == "postgresql":
-            assert pg_connections(wb.application_name)  # the name really is on the connection
+            assert pg_states(wb.application_name)  # the name really is on the connection
         name = wb.application_name
     assert wb.closed and not has_app_context()
     assert committed(url, "SELECT value FROM data ORDER BY value") == [(1.5,), (2.5,), (3.5,)]

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from kernels import Kernel
-from testing_backends import pg_admin_connection
+from testing_backends import pg_states, wait_for_no_pg_connections
 
 pytestmark = [pytest.mark.backends("sqlite", "postgresql"), pytest.mark.slow]
 
@@ -28,23 +28,6 @@ def kernel(db_url, tmp_path) -> t.Iterator[Kernel]:
     kernel = Kernel(tmp_path, {"FLASK_APP": "my_app", "MY_APP_SQLALCHEMY_DATABASE_URI": db_url})
     yield kernel
     kernel.close()
-
-
-def pg_states(application_name: str) -> list[str]:
-    with pg_admin_connection() as admin:
-        rows = admin.execute(
-            "SELECT state FROM pg_stat_activity WHERE application_name = %s", (application_name,)
-        ).fetchall()
-    return sorted(state for (state,) in rows)
-
-
-def wait_for_no_connections(application_name: str, within: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < within:
-        if not pg_states(application_name):
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"connections still open after {within}s: {pg_states(application_name)}")
 
 
 def outside_count(db_url: str, table: str) -> int:
@@ -156,7 +139,7 @@ def test_graceful_shutdown_or_restart_closes_connections_within_2s(kernel, how):
     assert pg_states(name) == ["idle"]
     started = time.monotonic()
     kernel.shutdown(restart=(how == "restart"))
-    wait_for_no_connections(name, within=2.0 - (time.monotonic() - started) + 0.5)
+    wait_for_no_pg_connections(name, within=2.0 - (time.monotonic() - started) + 0.5)
     assert time.monotonic() - started < 2.5
 
 
@@ -167,7 +150,7 @@ def test_killed_kernel_connections_close_within_10s(kernel):
     name = kernel.value("wb.application_name")
     assert pg_states(name)
     kernel.kill()
-    wait_for_no_connections(name, within=10.0)
+    wait_for_no_pg_connections(name, within=10.0)
 
 
 def _pg_restart_command() -> list[str] | None:

@@ -16,7 +16,7 @@ from analysis.errors import AppFactoryError, AppNotFoundError, NotConnectedError
 from my_app import create_app
 from my_app.extensions import db
 from my_app.models import Data, User
-from testing_backends import pg_admin_connection
+from testing_backends import pg_states
 
 
 @pytest.fixture
@@ -213,21 +213,11 @@ def test_postgresql_connections_carry_an_application_name_and_close(workbench):
     User.query.count()
     name = workbench.application_name
     assert name.startswith("analysis notebook my_app pid=")
-    with pg_admin_connection() as admin:
-        states = [s for (s,) in admin.execute(
-            "SELECT state FROM pg_stat_activity WHERE application_name = %s", (name,)
-        ).fetchall()]
-        assert states == ["idle in transaction"]
-        workbench.release()
-        states = [s for (s,) in admin.execute(
-            "SELECT state FROM pg_stat_activity WHERE application_name = %s", (name,)
-        ).fetchall()]
-        assert states == ["idle"]
-        workbench.close()
-        remaining = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
-        ).fetchone()[0]
-        assert remaining == 0
+    assert pg_states(name) == ["idle in transaction"]
+    workbench.release()
+    assert pg_states(name) == ["idle"]
+    workbench.close()
+    assert pg_states(name) == []
 
 
 @pytest.mark.backends("sqlite", "postgresql")

@@ -106,3 +106,23 @@ def _drop_pg_schema(conn: t.Any, schema: str) -> None:
             (PG_DB,),
         )
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def pg_states(application_name: str) -> list[str]:
+    """The ``pg_stat_activity`` states of the connections named ``application_name``, sorted."""
+    with pg_admin_connection() as admin:
+        rows = admin.execute(
+            "SELECT state FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+        ).fetchall()
+    return sorted(state for (state,) in rows)
+
+
+def wait_for_no_pg_connections(application_name: str, within: float) -> None:
+    """Return once no connection named ``application_name`` is left; fail after ``within`` s."""
+    import time
+
+    deadline = time.monotonic() + within
+    while pg_states(application_name):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"connections still open after {within}s: {pg_states(application_name)}")
+        time.sleep(0.05)
