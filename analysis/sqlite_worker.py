@@ -159,26 +159,31 @@ def read(
     worker = _pool.take()
     finished = False
     try:
-        worker.wait_ready()
-        worker.send({"uri": uri, "sql": sql, "params": params, "batch_rows": batch_rows})
-        status = worker.readline()
-        if status != "OK":
-            finished = True
-            raise WorkerError(status.removeprefix("ERR "))
-        assert worker.process.stdout is not None
-        stream = pa.ipc.open_stream(pa.PythonFile(worker.process.stdout, mode="r"))
+        try:
+            worker.wait_ready()
+            worker.send({"uri": uri, "sql": sql, "params": params, "batch_rows": batch_rows})
+            status = worker.readline()
+            if status != "OK":
+                finished = True
+                raise WorkerError(status.removeprefix("ERR "))
+            assert worker.process.stdout is not None
+            stream = pa.ipc.open_stream(pa.PythonFile(worker.process.stdout, mode="r"))
+        except (BrokenPipeError, pa.ArrowInvalid) as e:
+            raise WorkerError(f"the SQLite reader process failed: {e}") from e
 
         def batches() -> t.Iterator[pa.RecordBatch]:
+            # Only errors of the stream itself are the worker's; the caller's own pass through.
             nonlocal finished
-            yield from stream
+            try:
+                yield from stream
+            except (OSError, pa.ArrowInvalid) as e:
+                raise WorkerError(f"the SQLite reader process failed: {e}") from e
             trailer = worker.readline()
             finished = True
             if trailer != "END":
                 raise WorkerError(trailer.removeprefix("ERR "))
 
         yield pa.RecordBatchReader.from_batches(stream.schema, batches())
-    except (BrokenPipeError, pa.ArrowInvalid) as e:
-        raise WorkerError(f"the SQLite reader process failed: {e}") from e
     finally:
         if finished:
             _pool.give_back(worker)
