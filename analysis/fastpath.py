@@ -149,13 +149,12 @@ def _sqlite_reader(
     if path is None:
         raise FastPathUnavailable("not a SQLite database file")
     uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
-    try:
-        context = sqlite_worker.read(uri, sql, parameters, batch_rows=batch_rows)
-        reader = context.__enter__()
-    except sqlite_worker.WorkerError as e:  # let SQLAlchemy run it and report it
-        raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
     with contextlib.ExitStack() as stack:
-        stack.push(context)
+        try:
+            reader = stack.enter_context(sqlite_worker.read(uri, sql, parameters, batch_rows=batch_rows))
+        except sqlite_worker.WorkerError as e:  # let SQLAlchemy run it and report it
+            raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
+        # Errors while reading (a type mismatch midway) reach the caller as they are.
         yield reader
 
 
