@@ -3,37 +3,44 @@
 >>> import analysis
 >>> wb = analysis.connect("my_app:create_app")      # read-only unless writable=True
 >>> wb.tables()                                     # what is there, at a glance
+
+The functions ``frame``, ``frames``, ``export_csv``, ``export_parquet`` and ``insert_frame``
+here are the methods of the current Workbench (the one :func:`connect` opened last).
 """
 
 from __future__ import annotations
 
+import os
 import typing as t
 
-from .errors import (
-    AnalysisError,
-    AppFactoryError,
-    AppNotFoundError,
-    ConnectionClosedError,
-    DatabaseUnavailableError,
-    ExportError,
-    InsertError,
-    JobError,
-    NotConnectedError,
-    ParameterError,
-    QueryError,
-    ReadOnlyError,
-    ReportNotFoundError,
-)
+from . import jobs as jobs
+from .errors import AnalysisError as AnalysisError
+from .errors import AppFactoryError as AppFactoryError
+from .errors import AppNotFoundError as AppNotFoundError
+from .errors import ConnectionClosedError as ConnectionClosedError
+from .errors import DatabaseUnavailableError as DatabaseUnavailableError
+from .errors import ExportError as ExportError
+from .errors import InsertError as InsertError
+from .errors import JobError as JobError
+from .errors import NotConnectedError as NotConnectedError
+from .errors import ParameterError as ParameterError
+from .errors import QueryError as QueryError
+from .errors import ReadOnlyError as ReadOnlyError
+from .errors import ReportNotFoundError as ReportNotFoundError
+from .export import ExportResult as ExportResult
+from .ipython import load_ipython_extension as load_ipython_extension
+from .ipython import unload_ipython_extension as unload_ipython_extension
+from .jobs import job as job
+from .reports import report as report
+from .workbench import Workbench as Workbench
+from .workbench import connect as connect
+from .workbench import current as current
+
 if t.TYPE_CHECKING:
     import pandas as pd
 
-from .ipython import load_ipython_extension, unload_ipython_extension
-from .session import Workbench, connect, current
-from .export import ExportResult
-from .reports import report
-from .inserts import insert_frame
-from .jobs import job
-from . import frames as _frames  # noqa: F401, E402  loaded first: the shortcut `frames` below takes its name
+    from .insert import OnConflict
+    from .read import FrameIterator
 
 __all__ = [
     "AnalysisError",
@@ -42,6 +49,7 @@ __all__ = [
     "ConnectionClosedError",
     "DatabaseUnavailableError",
     "ExportError",
+    "ExportResult",
     "InsertError",
     "JobError",
     "NotConnectedError",
@@ -50,7 +58,6 @@ __all__ = [
     "ReadOnlyError",
     "ReportNotFoundError",
     "Workbench",
-    "ExportResult",
     "connect",
     "current",
     "export_csv",
@@ -59,8 +66,9 @@ __all__ = [
     "frames",
     "insert_frame",
     "job",
-    "report",
+    "jobs",
     "load_ipython_extension",
+    "report",
     "unload_ipython_extension",
 ]
 
@@ -70,17 +78,23 @@ def frame(query: t.Any, **options: t.Any) -> pd.DataFrame:
     return current().frame(query, **options)
 
 
-def frames(query: t.Any, **options: t.Any) -> t.Iterator[pd.DataFrame]:
-    """:meth:`Workbench.frames` on the current Workbench (``from analysis.frames import ...``
-    still reaches the module)."""
+def frames(query: t.Any, **options: t.Any) -> FrameIterator:
+    """:meth:`Workbench.frames` on the current Workbench."""
     return current().frames(query, **options)
 
 
-def export_csv(query: t.Any, path: t.Any, **options: t.Any) -> ExportResult:
+def export_csv(query: t.Any, path: str | os.PathLike[str], **options: t.Any) -> ExportResult:
     """:meth:`Workbench.export_csv` on the current Workbench: ``analysis.export_csv(User, "u.csv")``."""
     return current().export_csv(query, path, **options)
 
 
-def export_parquet(query: t.Any, path: t.Any, **options: t.Any) -> ExportResult:
+def export_parquet(query: t.Any, path: str | os.PathLike[str], **options: t.Any) -> ExportResult:
     """:meth:`Workbench.export_parquet` on the current Workbench."""
     return current().export_parquet(query, path, **options)
+
+
+def insert_frame(
+    model: t.Any, df: pd.DataFrame, *, chunksize: int = 10_000, on_conflict: OnConflict = "error"
+) -> int:
+    """:meth:`Workbench.insert_frame` on the current Workbench: ``analysis.insert_frame("Data", df)``."""
+    return current().insert_frame(model, df, chunksize=chunksize, on_conflict=on_conflict)

@@ -20,11 +20,11 @@ from pathlib import Path
 import click
 from flask.cli import ScriptInfo, pass_script_info
 
-from .errors import AnalysisError
+from .errors import AnalysisError, QueryError, first_line
 
 if t.TYPE_CHECKING:
     from .export import ExportResult
-    from .session import Workbench
+    from .workbench import Workbench
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -39,7 +39,7 @@ def errors_as_one_line(f: F) -> F:
         try:
             return f(*args, **kwargs)
         except AnalysisError as e:
-            raise click.ClickException(one_line(str(e))) from e
+            raise click.ClickException(first_line(e, sentence=True)) from e
         except KeyboardInterrupt:
             click.echo("Interrupted; no file was written.", err=True)
             sys.exit(130)
@@ -47,14 +47,8 @@ def errors_as_one_line(f: F) -> F:
     return t.cast(F, wrapper)
 
 
-def one_line(message: str) -> str:
-    """The first line of ``message`` (database errors add the SQL on later lines)."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else message
-
-
 def _open_workbench(info: ScriptInfo, purpose: str) -> Workbench:
-    from .session import Workbench, default_application_name
+    from .workbench import Workbench, default_application_name
 
     app = info.load_app()
     workbench = Workbench(
@@ -112,7 +106,7 @@ def export_command(
     flask --app my_app export events.parquet --table events
     flask --app my_app export de.csv --sql "SELECT * FROM users WHERE country = :c" --param c=DE
     """
-    from .outputs import output_format
+    from .export.files import output_format
 
     chosen = [name for name, value in (("--model", model_name), ("--table", table_name), ("--sql", sql)) if value]
     if len(chosen) != 1:
@@ -166,7 +160,7 @@ def report_command(
     flask --app my_app report signups-by-week -o signups.csv --param since=2026-01-01
     """
     from . import reports
-    from .outputs import output_format
+    from .export.files import output_format
 
     if list_reports:
         _print_listing(reports.listing(info.load_app()))
@@ -183,7 +177,10 @@ def report_command(
             from .export import write_csv_stream
 
             try:
-                rows = write_csv_stream(workbench, built, sys.stdout.buffer, excel_safe=excel_safe, encoding=encoding)
+                rows = write_csv_stream(
+                    workbench.session, built, sys.stdout.buffer, excel_safe=excel_safe, encoding=encoding,
+                    application_name=workbench.application_name,
+                )
                 sys.stdout.flush()
             except BrokenPipeError:
                 # The reader went away (`flask report ... | head`): stop quietly, as Unix tools do.
@@ -236,8 +233,6 @@ def find_model(workbench: Workbench, name: str) -> type:
     """The model class called ``name`` (case-insensitive when unambiguous)."""
     import difflib
 
-    from .errors import QueryError
-
     models = workbench.models
     if name in models:
         return models[name]
@@ -254,8 +249,6 @@ def find_table(workbench: Workbench, name: str) -> t.Any:
     import difflib
 
     import sqlalchemy as sa
-
-    from .errors import QueryError
 
     for metadata in workbench.db.metadatas.values():
         if name in metadata.tables:

@@ -1,8 +1,9 @@
 """Notebook integration: cell hooks, ``%load_ext analysis`` and the ``%connect`` magic.
 
-Cell hooks keep the Workbench's app context current before every cell (``pre_run_cell``) and
-end read-only transactions after every cell (``post_run_cell``). IPython has no shutdown
-event; cleanup at kernel shutdown or restart is an ``atexit`` function (see session.py).
+``%load_ext analysis`` connects with ``FLASK_APP`` and puts what ``flask shell`` would offer
+into the namespace; ``%connect`` opens another Workbench. The Workbench itself hooks into the
+cells (:mod:`analysis.cells`): its app context is current in every cell, and read-only
+transactions end after each one.
 """
 
 from __future__ import annotations
@@ -14,49 +15,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .session import Workbench
-
-_hooks: dict[int, tuple[t.Any, t.Callable[..., None], t.Callable[..., None]]] = {}
-
-
-def _shell() -> InteractiveShell | None:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    return get_ipython()
-
-
-def register_cell_hooks(workbench: Workbench) -> None:
-    """Hook ``workbench`` into the running IPython shell, if there is one."""
-    shell = _shell()
-    if shell is None:
-        return
-
-    def pre_run_cell(info: t.Any = None) -> None:
-        if not workbench.closed:
-            workbench.activate()
-
-    def post_run_cell(result: t.Any = None) -> None:
-        if not workbench.closed:
-            workbench.release()
-
-    shell.events.register("pre_run_cell", pre_run_cell)
-    shell.events.register("post_run_cell", post_run_cell)
-    _hooks[id(workbench)] = (shell, pre_run_cell, post_run_cell)
-
-
-def unregister_cell_hooks(workbench: Workbench) -> None:
-    entry = _hooks.pop(id(workbench), None)
-    if entry is None:
-        return
-    shell, pre, post = entry
-    for name, fn in (("pre_run_cell", pre), ("post_run_cell", post)):
-        try:
-            shell.events.unregister(name, fn)
-        except ValueError:
-            pass  # already gone: unregistering is idempotent
-
+    from .workbench import Workbench
 
 def shell_namespace(workbench: Workbench) -> dict[str, t.Any]:
     """What ``flask shell`` would offer: app, db, the models, shell context processors."""
@@ -69,7 +28,7 @@ def shell_namespace(workbench: Workbench) -> dict[str, t.Any]:
 
 
 def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool) -> Workbench:
-    from .session import connect
+    from .workbench import connect
 
     workbench = connect(app, writable=writable)
     shell.push(shell_namespace(workbench))
@@ -120,7 +79,8 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
 
 
 def unload_ipython_extension(shell: InteractiveShell) -> None:
-    from . import session
+    from .workbench import current_or_none
 
-    if session._current is not None:
-        session._current.close()
+    workbench = current_or_none()
+    if workbench is not None:
+        workbench.close()

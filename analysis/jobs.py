@@ -29,9 +29,9 @@ import sys
 import time
 import typing as t
 
-from .errors import AnalysisError, JobError
-from .loading import AppSource, build_app
-from .session import Workbench, default_application_name
+from .errors import AnalysisError, JobError, first_line
+from .locate import AppSource, build_app
+from .workbench import Workbench, current_or_none, default_application_name
 
 logger = logging.getLogger("analysis.jobs")
 
@@ -185,10 +185,8 @@ class _Run:
 
 
 def _refuse_the_notebooks_app(app: t.Any) -> None:
-    from . import session
-
-    holder = session._current
-    if holder is not None and not holder.closed and holder.app is app:
+    holder = current_or_none()
+    if holder is not None and holder.app is app:
         raise JobError(
             f"The app {app.name!r} is the one the notebook's Workbench holds, and a job closes"
             " its app's engine when it ends. Pass the factory instead, as in"
@@ -238,5 +236,5 @@ def _script_name() -> str:
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    text = first_line(error)
+    return f"{type(error).__name__}: {text}" if str(error).strip() else type(error).__name__

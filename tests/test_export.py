@@ -133,7 +133,7 @@ def test_every_route_writes_the_same_csv(wb, tmp_path, backend, monkeypatch):
     monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)
     from analysis.export import export_csv
 
-    second = export_csv(wb, ORDERED, tmp_path / "stream.csv", progress=False, method="stream")
+    second = export_csv(wb.session, ORDERED, tmp_path / "stream.csv", progress=False, method="stream")
     assert first.route == {"sqlite": "arrow", "postgresql": "copy", "mysql": "stream"}[backend]
     assert second.route == "stream"
     best, stream = (fields(tmp_path / name) for name in ("best.csv", "stream.csv"))

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.atomic import atomic_output
-from analysis.csvformat import CsvWriter, neutralise
+from analysis.export.atomic import atomic_output
+from analysis.export.csv import CsvWriter, neutralise
 
 
 def write_csv(frame: pd.DataFrame, **options) -> bytes:
@@ -77,7 +77,7 @@ def test_atomic_output_survives_sigkill_midway(tmp_path):
     target.write_bytes(b"old")
     script = textwrap.dedent(
         f"""
-        from analysis.atomic import atomic_output
+        from analysis.export.atomic import atomic_output
         with atomic_output({str(target)!r}) as f:
             while True:
                 f.write(b"x" * 65536)

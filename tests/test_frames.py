@@ -204,7 +204,7 @@ def test_empty_result_has_the_columns_and_dtypes(wb, route):
 @pytest.mark.backends("sqlite")
 def test_a_column_all_null_in_the_first_batch_stays_on_the_fast_route(wb, monkeypatch):
     # ADBC's SQLite driver types columns from their first batch: make that batch the NULL row.
-    monkeypatch.setattr(importlib.import_module("analysis.fastpath"), "SQLITE_BATCH_ROWS", 1)
+    monkeypatch.setattr(importlib.import_module("analysis.read.adbc"), "SQLITE_BATCH_ROWS", 1)
     statements = reads(wb.engine)
     query = sa.select(TypeRow).order_by(sa.case((TypeRow.id == 2, 0), else_=1), TypeRow.id)
     frame = wb.frame(query).drop(columns="cents")
@@ -337,11 +337,12 @@ def test_reads_leave_no_transaction_or_connection_behind(types_app, backend):
 
 @pytest.mark.backends("sqlite", "postgresql")
 def test_the_fast_route_connection_is_read_only(types_app, backend):
-    from analysis import fastpath
+    from analysis.errors import RouteUnavailable
+    from analysis.read import adbc
 
     with analysis.connect(types_app, writable=True) as wb:
-        with pytest.raises(fastpath.FastPathUnavailable, match=r"(?i)read.?only"):
-            with fastpath.open_reader(wb.engine, "DELETE FROM frame_types RETURNING id", ()) as reader:
+        with pytest.raises(RouteUnavailable, match=r"(?i)read.?only"):
+            with adbc.open_reader(wb.engine, "DELETE FROM frame_types RETURNING id", ()) as reader:
                 reader.read_all()
         # A data-modifying query on a writable Workbench runs on a connection that is rolled back.
         sneaky = {
@@ -443,8 +444,7 @@ def test_parameters_are_bound_never_formatted(wb):
 
 @pytest.mark.backends("sqlite")
 def test_large_results_show_a_progress_bar(wb, monkeypatch, capsys, route):
-    # analysis.frames is also the name of the shortcut function: fetch the module itself.
-    monkeypatch.setattr(importlib.import_module("analysis.frames"), "PROGRESS_ROWS", 1)
+    monkeypatch.setattr(importlib.import_module("analysis.progress"), "ROWS", 1)
     wb.frame(TypeRow)
     assert "rows" in capsys.readouterr().err
     wb.frame(TypeRow, progress=False)

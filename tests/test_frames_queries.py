@@ -13,7 +13,7 @@ from sqlalchemy.orm import Bundle, aliased
 
 import analysis
 from analysis.errors import QueryError
-from analysis.queries import ResolvedQuery, resolve_query, unique_names
+from analysis.read.queries import ResolvedQuery, resolve_query, unique_names
 from my_app.extensions import db
 from my_app.models import Event, User
 

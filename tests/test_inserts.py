@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import analysis
-from analysis.session import Workbench
+from analysis.workbench import Workbench
 from my_app.models import Data, Event, Plan, User
 from my_app.models.types import UTCDateTime
 
@@ -262,7 +262,7 @@ def test_bad_arguments_are_refused_clearly(wb):
     frame = pd.DataFrame({"value": [1.0]})
     with pytest.raises(ValueError, match=r"on_conflict='replace' is not supported; use one of 'error', 'ignore', 'update'"):
         wb.insert_frame(Data, frame, on_conflict="replace")
-    with pytest.raises(ValueError, match="chunksize must be a positive integer"):
+    with pytest.raises(ValueError, match="chunksize must be a positive number"):
         wb.insert_frame(Data, frame, chunksize=0)
     with pytest.raises(TypeError, match="needs a pandas DataFrame"):
         wb.insert_frame(Data, [{"value": 1.0}])  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import AnalysisError
-from analysis.loading import build_app
+from analysis.locate import build_app
 from my_app.config import ConfigError, normalize_database_url
 
 pytestmark = pytest.mark.backends("sqlite")

@@ -3,7 +3,7 @@
 Every route to the data (an Arrow-native driver, or DBAPI rows turned into columns) yields
 *raw* columns: whatever the driver produced (SQLite timestamps as text, booleans as 0/1,
 PostgreSQL numerics as text...). :func:`convert_column` casts each into its canonical Arrow type
-(see the table in :mod:`analysis.dtypes`). Values are processed one by one only where no
+(see the table in :mod:`analysis.read.plans`). Values are processed one by one only where no
 vectorised conversion reproduces what SQLAlchemy returns (JSON, TypeDecorators with their own
 processing, types without an Arrow counterpart).
 """
@@ -14,18 +14,18 @@ import datetime as dt
 import json
 import typing as t
 
+from ..errors import Unfaithful
+
 if t.TYPE_CHECKING:
     import pyarrow as pa
 
-    from .dtypes import ColumnPlan
+    from .plans import ColumnPlan
 
 #: How many values of a TypeDecorator column are run through its own result processing to
 #: check that the vectorised conversion gives the same values.
 SAMPLE_SIZE = 32
 
 
-class Unfaithful(Exception):
-    """A vectorised conversion would not give what SQLAlchemy gives; use another route."""
 
 
 def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:

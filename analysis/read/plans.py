@@ -1,6 +1,6 @@
 """The dtype mapping: SQLAlchemy column types -> Arrow columns -> pandas dtypes.
 
-Each column's SQLAlchemy type decides a :class:`ColumnPlan`; :mod:`analysis.conversion`
+Each column's SQLAlchemy type decides a :class:`ColumnPlan`; :mod:`analysis.read.convert`
 turns the driver's raw column into the plan's canonical Arrow column, and :func:`to_series`
 picks the pandas dtype for the chosen ``dtype_backend``.
 
@@ -39,7 +39,14 @@ if t.TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-DTYPE_BACKENDS = ("numpy_nullable", "pyarrow")
+DtypeBackend = t.Literal["numpy_nullable", "pyarrow"]
+DTYPE_BACKENDS: tuple[DtypeBackend, ...] = ("numpy_nullable", "pyarrow")
+#: What a column becomes; ``python`` runs SQLAlchemy's own processing value by value, ``raw``
+#: (raw SQL) keeps what the driver returns.
+ColumnKind = t.Literal[
+    "int", "bool", "float", "decimal", "date", "datetime", "time", "interval", "string", "enum", "json",
+    "binary", "python", "raw",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +54,7 @@ class ColumnPlan:
     """What one column should become, decided from its SQLAlchemy type."""
 
     name: str
-    kind: str  # int bool float decimal date datetime time interval string enum json binary python raw
+    kind: ColumnKind
     sa_type: sa.types.TypeEngine[t.Any] | None = None
     timezone: bool = False
     precision: int | None = None
@@ -226,10 +233,3 @@ def _numpy(array: pa.Array) -> t.Any:
     return array.to_numpy(zero_copy_only=False)
 
 
-# The conversions live in their own module; these names are part of this one's interface too.
-from .conversion import Unfaithful, convert_column, sample_disagrees, same_values_as_dbapi  # noqa: E402
-
-__all__ = [
-    "DTYPE_BACKENDS", "ColumnPlan", "Unfaithful", "convert_column", "plan_column", "plan_columns",
-    "sample_disagrees", "same_values_as_dbapi", "sql_cast", "to_series",
-]

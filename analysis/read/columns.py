@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from . import conversion, dtypes
-from .errors import QueryError
+from ..errors import QueryError, Unfaithful
+from . import convert, plans
 
 if t.TYPE_CHECKING:
     import numpy as np
@@ -30,10 +30,10 @@ class Converter:
     processing; on a disagreement the column is processed value by value from then on, as the
     ORM would. With ``check`` (raw values from the Arrow driver), that is only done where the
     driver's values are the ones the DBAPI driver would give; otherwise
-    :class:`conversion.Unfaithful` sends the read to SQLAlchemy's route.
+    :class:`Unfaithful` sends the read to SQLAlchemy's route.
     """
 
-    def __init__(self, plans: list[dtypes.ColumnPlan], *, check: bool, dialect_name: str = "") -> None:
+    def __init__(self, plans: list[plans.ColumnPlan], *, check: bool, dialect_name: str = "") -> None:
         self.plans = list(plans)
         self.check = check
         self.dialect_name = dialect_name
@@ -46,20 +46,20 @@ class Converter:
         for i, plan in enumerate(self.plans):
             column, raw[i] = raw[i], None  # type: ignore[call-overload]
             try:
-                converted = conversion.convert_column(column, plan)
+                converted = convert.convert_column(column, plan)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
                 if self.check:  # stored values the fast route cannot type: let SQLAlchemy read them
-                    raise conversion.Unfaithful(plan.name) from e
+                    raise Unfaithful(plan.name) from e
                 raise QueryError(f"Column {plan.name!r} holds values that do not fit its type: {e}") from e
             except ValueError as e:
                 raise QueryError(str(e)) from e
             if plan.processor is not None and plan.kind != "python" and i not in self.checked and len(column):
                 self.checked.add(i)
-                if conversion.sample_disagrees(column, converted, plan):
-                    if self.check and not conversion.same_values_as_dbapi(column, plan, self.dialect_name):
-                        raise conversion.Unfaithful(plan.name)
+                if convert.sample_disagrees(column, converted, plan):
+                    if self.check and not convert.same_values_as_dbapi(column, plan, self.dialect_name):
+                        raise Unfaithful(plan.name)
                     self.plans[i] = plan = dataclasses.replace(plan, kind="python")
-                    converted = conversion.convert_column(column, plan)
+                    converted = convert.convert_column(column, plan)
             out.append(_detach(converted, column))
             del column
         return out
@@ -93,7 +93,7 @@ def assemble(names: list[str], chunks: list[list[Column]], dtype_backend: str) -
         parts, chunks[i] = chunks[i], []
         column = _concat(parts)
         del parts
-        data[name] = dtypes.to_series(column, dtype_backend)
+        data[name] = plans.to_series(column, dtype_backend)
         del column
     frame = pd.DataFrame(data, copy=False)
     frame.columns = list(names)

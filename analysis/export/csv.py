@@ -237,6 +237,21 @@ class CsvWriter:
         if len(frame):
             self._write_arrays(spell_frame(frame, excel_safe=self.excel_safe), len(frame))
 
+    def write_columns(self, columns: t.Sequence[t.Any]) -> None:
+        """Append converted columns from the read pipeline: Arrow arrays, or object arrays of
+        Python values (JSON documents, a TypeDecorator's values) spelled one by one."""
+        import numpy as np
+
+        if not columns or not len(columns[0]):
+            return
+        arrays = [
+            _spell_cells(list(column), excel_safe=self.excel_safe)
+            if isinstance(column, np.ndarray)
+            else spell_array(column, excel_safe=self.excel_safe)
+            for column in columns
+        ]
+        self._write_arrays(arrays, len(columns[0]))
+
     def write_table(self, table: pa.Table) -> None:
         """Append the rows of an Arrow table."""
         if table.num_rows:

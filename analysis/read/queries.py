@@ -4,7 +4,7 @@ Users bring a legacy ``Model.query...`` Query, a 2.0 ``select()`` (ORM entities,
 joins, aggregates, labels), a model class, a ``Table``, or a SQL string with ``:name``
 parameters. :func:`resolve_query` turns each of them into a :class:`ResolvedQuery`: a statement
 ready to execute, its parameters, the DataFrame column names, and the SQLAlchemy type of each
-column (which drives the dtype mapping in :mod:`analysis.dtypes`).
+column (which drives the dtype mapping in :mod:`analysis.read.plans`).
 
 Column names follow the model, not the SQL: an entity contributes its attribute names
 (``id``, ``email``; never ``users_1_id``), a labelled column its label. Duplicates are made
@@ -24,10 +24,8 @@ from sqlalchemy.orm import Query, Session, scoped_session
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import CompoundSelect, Select, TextualSelect
 
-from .errors import QueryError
-
-#: Statements frame() and frames() accept as raw SQL: they read and return rows.
-_READ_SQL = re.compile(r"^\s*(\(|select|with|values|table|show|explain|pragma|describe|desc)\b", re.I)
+from ..connections import is_read_statement, read_connection
+from ..errors import QueryError
 _UNNAMED = ("_no_label", "?", "")
 
 
@@ -64,26 +62,31 @@ def resolve_query(
     """Resolve ``query`` into a :class:`ResolvedQuery`, or raise :class:`QueryError`.
 
     ``params`` binds ``:name`` parameters of raw SQL (and ``bindparam()`` values of
-    constructs); values are always bound, never formatted into the SQL. ``session`` is only
-    needed to learn the column names of raw SQL, which means asking the database; it defaults
-    to the current Workbench's session.
+    constructs); values are always bound, never formatted into the SQL. ``session`` is needed
+    only for raw SQL, whose column names are learnt by asking the database.
 
     >>> rq = resolve_query(sa.select(User.id, User.email).where(User.country == "DE"))
     >>> rq.names
     ['id', 'email']
     """
-    resolved = _resolve(query, dict(params or {}))
+    resolved = resolve_statement(query, params)
     if resolved.is_text:
+        if session is None:
+            raise TypeError("resolve_query() needs session= to learn the columns of raw SQL.")
         resolved.names = describe_text(resolved, session)
         resolved.types = [None] * len(resolved.names)
     return resolved
 
 
-def _resolve(query: t.Any, params: dict[str, t.Any]) -> ResolvedQuery:
+def resolve_statement(query: t.Any, params: t.Mapping[str, t.Any] | None = None) -> ResolvedQuery:
     """Everything :func:`resolve_query` does without touching the database.
 
     Raw SQL comes back with empty ``names``/``types``: they are known once it runs.
     """
+    return _resolve(query, dict(params or {}))
+
+
+def _resolve(query: t.Any, params: dict[str, t.Any]) -> ResolvedQuery:
     if isinstance(query, str):
         if not query.strip():
             raise QueryError("The SQL string is empty: pass a SELECT statement.")
@@ -143,7 +146,7 @@ def _resolve_select(stmt: Select[t.Any], params: dict[str, t.Any]) -> ResolvedQu
 
 
 def _resolve_text(clause: TextClause, params: dict[str, t.Any]) -> ResolvedQuery:
-    if not _READ_SQL.match(clause.text):
+    if not is_read_statement(clause.text):
         first = clause.text.split(None, 1)[0].upper()
         raise QueryError(
             f"frame() runs queries that return rows, and this SQL starts with {first}. Use"
@@ -186,19 +189,13 @@ def _bind_names(statement: sa.Executable) -> dict[str, bool]:
     return found
 
 
-def describe_text(resolved: ResolvedQuery, session: Session | scoped_session[Session] | None) -> list[str]:
+def describe_text(resolved: ResolvedQuery, session: Session | scoped_session[Session]) -> list[str]:
     """Ask the database which columns raw SQL returns, without fetching its rows.
 
     The SQL is wrapped as ``SELECT * FROM (...) WHERE 1 = 0`` where the backend keeps the
     column names of a derived table intact, else run on a streaming cursor whose description
     is read before any row is fetched.
     """
-    from .routing import read_connection
-
-    if session is None:
-        from .session import current
-
-        session = current().session
     try:
         with read_connection(session, resolved.statement) as conn:
             return unique_names([str(k) for k in _text_keys(conn, resolved)])

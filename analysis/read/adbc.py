@@ -4,16 +4,17 @@ SQLAlchemy and the DBAPI drivers build one Python object per value; ADBC drivers
 Arrow columns built in C (SQLite: ``adbc-driver-sqlite``; PostgreSQL: ``adbc-driver-postgresql``,
 which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are optional (the ``fast``
 extra): when a driver is not installed, cannot open the database, or refuses the statement,
-:class:`FastPathUnavailable` is raised and the caller reads through SQLAlchemy instead.
+:class:`~analysis.errors.RouteUnavailable` is raised and the caller reads through SQLAlchemy
+instead.
 
-SQLite's driver runs in a helper process (:mod:`analysis.sqlite_worker`): in this process its
-bundled copy of SQLite would drop the file locks of the app's own connections.
+SQLite's driver runs in a helper process (:mod:`analysis.read.sqlite_helper`): in this process
+its bundled copy of SQLite would drop the file locks of the app's own connections.
 
 The driver opens its own connection, so this route is only used when the session has no
-uncommitted writes (see :mod:`analysis.routing`). That connection is always read-only, whatever
-the Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL with
-``default_transaction_read_only``; it runs in autocommit (no transaction is left open) and is
-closed before the call returns.
+uncommitted writes (see :mod:`analysis.connections`). That connection is always read-only,
+whatever the Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL gets
+:func:`analysis.connections.read_only_statements`; it runs in autocommit (no transaction is
+left open) and is closed before the call returns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import urllib.parse
 
 import sqlalchemy as sa
 
+from ..connections import read_only_statements
+from ..errors import HelperError, RouteUnavailable
+
 if t.TYPE_CHECKING:
     import pyarrow as pa
 
@@ -37,20 +41,12 @@ SQLITE_BATCH_ROWS = 32_768
 SQLITE_ONE_BATCH = 2**30  # the largest the driver accepts
 
 
-class FastPathUnavailable(Exception):
-    """The Arrow-native route cannot serve this query; read through SQLAlchemy instead."""
-
-
-class TypeMismatch(FastPathUnavailable):
-    """A batch held values of another type than the driver inferred from the first batch."""
-
-
 def supports(engine: sa.Engine) -> bool:
     """Whether an Arrow-native driver exists for this engine's database (and is installed)."""
     name = engine.dialect.name
     try:
         if name == "sqlite":
-            # Look, don't import: the driver runs in a helper process (sqlite_worker).
+            # Look, don't import: the driver runs in a helper process (sqlite_helper).
             return (
                 _installed("adbc_driver_sqlite.dbapi")
                 and _installed("nanoarrow")
@@ -110,7 +106,7 @@ def open_reader(
     """Run ``sql`` on a fresh read-only ADBC connection and yield its batches.
 
     The connection is closed when the block ends, whether the batches were all read or not.
-    SQLite is read in a helper process (see :mod:`analysis.sqlite_worker` for why).
+    SQLite is read in a helper process (see :mod:`analysis.read.sqlite_helper` for why).
     """
     name = engine.dialect.name
     if name == "sqlite":
@@ -121,9 +117,9 @@ def open_reader(
         if name == "postgresql":
             conn = _connect_postgresql(engine, application_name)
         else:
-            raise FastPathUnavailable(f"no Arrow-native driver for {name}")
+            raise RouteUnavailable(f"no Arrow-native driver for {name}")
     except ImportError as e:
-        raise FastPathUnavailable(f"{e.name} is not installed") from e
+        raise RouteUnavailable(f"{e.name} is not installed") from e
     try:
         cursor = conn.cursor()
         try:
@@ -131,7 +127,7 @@ def open_reader(
                 cursor.execute(sql, parameters or None)
                 reader = cursor.fetch_record_batch()
             except Exception as e:  # driver errors: let SQLAlchemy run it and report it
-                raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
+                raise RouteUnavailable(f"the driver refused the statement: {e}") from e
             yield reader
         finally:
             cursor.close()
@@ -143,17 +139,17 @@ def open_reader(
 def _sqlite_reader(
     engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], batch_rows: int
 ) -> t.Iterator[pa.RecordBatchReader]:
-    from . import sqlite_worker
+    from . import sqlite_helper
 
     path = _sqlite_path(engine)
     if path is None:
-        raise FastPathUnavailable("not a SQLite database file")
+        raise RouteUnavailable("not a SQLite database file")
     uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
     with contextlib.ExitStack() as stack:
         try:
-            reader = stack.enter_context(sqlite_worker.read(uri, sql, parameters, batch_rows=batch_rows))
-        except sqlite_worker.WorkerError as e:  # let SQLAlchemy run it and report it
-            raise FastPathUnavailable(f"the driver refused the statement: {e}") from e
+            reader = stack.enter_context(sqlite_helper.read(uri, sql, parameters, batch_rows=batch_rows))
+        except HelperError as e:  # let SQLAlchemy run it and report it
+            raise RouteUnavailable(f"the driver refused the statement: {e}") from e
         # Errors while reading (a type mismatch midway) reach the caller as they are.
         yield reader
 
@@ -161,9 +157,9 @@ def _sqlite_reader(
 def warm_up(engine: sa.Engine) -> None:
     """Start what the first fast read of ``engine`` would wait for (SQLite's reader process)."""
     if engine.dialect.name == "sqlite" and supports(engine):
-        from . import sqlite_worker
+        from . import sqlite_helper
 
-        sqlite_worker.warm_up()
+        sqlite_helper.warm_up()
 
 
 def is_type_mismatch(error: BaseException) -> bool:
@@ -184,22 +180,27 @@ def _connect_postgresql(engine: sa.Engine, application_name: str) -> t.Any:
     import adbc_driver_postgresql.dbapi
 
     try:
-        return adbc_driver_postgresql.dbapi.connect(_libpq_conninfo(engine, application_name), autocommit=True)
+        conn = adbc_driver_postgresql.dbapi.connect(_libpq_conninfo(engine, application_name), autocommit=True)
     except Exception as e:
-        raise FastPathUnavailable(f"cannot connect with ADBC: {e}") from e
+        raise RouteUnavailable(f"cannot connect with ADBC: {e}") from e
+    try:
+        with conn.cursor() as cursor:
+            for sql in read_only_statements("postgresql"):
+                cursor.execute(sql)
+    except Exception as e:
+        conn.close()
+        raise RouteUnavailable(f"cannot make the ADBC connection read-only: {e}") from e
+    return conn
 
 
 def _libpq_conninfo(engine: sa.Engine, application_name: str) -> str:
-    """A libpq connection string for the engine's database, read-only, named for
-    ``pg_stat_activity``."""
+    """A libpq connection string for the engine's database, named for ``pg_stat_activity``."""
     _, kwargs = engine.dialect.create_connect_args(engine.url)
     params: dict[str, t.Any] = {
         key: value for key, value in kwargs.items() if isinstance(value, (str, int)) and not isinstance(value, bool)
     }
     if engine.url.password is not None:
         params["password"] = engine.url.password
-    options = str(params.get("options", ""))
-    params["options"] = (options + " -c default_transaction_read_only=on").strip()
     params["application_name"] = application_name[:63]
     return " ".join(f"{key}={_quote(str(value))}" for key, value in params.items())
 

@@ -1,19 +1,20 @@
-"""The Workbench: one app, one app context, one database session for a whole notebook.
+"""The front door: :func:`connect`, :func:`current` and the :class:`Workbench`.
 
-Flask-SQLAlchemy scopes ``db.session`` by the identity of the current app context, so the
-Workbench pushes ONE context and makes that same object current again whenever it has been
-lost (some ipykernel versions do not carry context variables from cell to cell). Pushing a new
-context per cell would silently create, and leak, a new session per cell.
+A Workbench holds one Flask app, ONE app context kept current across cells and threads
+(:mod:`analysis.appctx`), and that context's Flask-SQLAlchemy session, for a whole notebook,
+script or job. Between cells, :meth:`Workbench.release` ends a transaction that only read, so
+its connection goes back to the pool instead of sitting "idle in transaction" (PostgreSQL) or
+holding a read snapshot (SQLite). Uncommitted writes are never discarded: they are kept and
+reported.
 
-Between cells, :meth:`Workbench.release` ends a transaction that only read, so its connection
-goes back to the pool instead of sitting "idle in transaction" (PostgreSQL) or holding a read
-snapshot (SQLite). Uncommitted writes are never discarded: they are kept and reported.
+Each data method (``frame``, ``frames``, ``export_csv``...) is the typed front door of a
+pipeline (:mod:`analysis.read`, :mod:`analysis.export`, :mod:`analysis.insert`,
+:mod:`analysis.reports`), to which it hands the session and its options explicitly.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextvars
 import html
 import os
 import sys
@@ -21,24 +22,23 @@ import typing as t
 
 import sqlalchemy as sa
 from flask import Flask
-from flask.globals import _cv_app
-from flask.signals import appcontext_popped
 
-from .errors import (
-    AppNotFoundError,
-    ConnectionClosedError,
-    DatabaseUnavailableError,
-    NotConnectedError,
-    ReadOnlyError,
-)
-from .guards import EngineGuard, connection_has_writes
-from .loading import AppSource, build_app
-from .workbench_data import DataMethods
+from . import cells, reports
+from .appctx import ContextKeeper
+from .connections import EngineGuard, SessionGuard, connection_has_writes, session_connections
+from .errors import AppNotFoundError, ConnectionClosedError, DatabaseUnavailableError, NotConnectedError, ReadOnlyError
+from .errors import first_line as _first_line
+from .locate import AppSource, build_app
 
 if t.TYPE_CHECKING:
     import pandas as pd
     from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy.orm import Session, scoped_session
+
+    from .export import ExportResult
+    from .insert import OnConflict
+    from .read import FrameIterator
+    from .read.plans import DtypeBackend
 
 _current: Workbench | None = None
 
@@ -74,15 +74,21 @@ def connect(
 
 def current() -> Workbench:
     """The Workbench opened by the last :func:`connect`."""
-    if _current is None or _current.closed:
+    workbench = current_or_none()
+    if workbench is None:
         raise NotConnectedError(
             "Not connected: call analysis.connect('my_app:create_app') (or %load_ext analysis"
             " in a notebook) first."
         )
-    return _current
+    return workbench
 
 
-class Workbench(DataMethods):
+def current_or_none() -> Workbench | None:
+    """The open Workbench of the last :func:`connect`, or ``None``."""
+    return _current if _current is not None and not _current.closed else None
+
+
+class Workbench:
     """A live connection to a Flask app's database for notebooks, scripts and jobs.
 
     Attributes: ``app`` (the Flask app), ``db`` (its Flask-SQLAlchemy extension), ``session``
@@ -104,11 +110,10 @@ class Workbench(DataMethods):
         self.application_name = (application_name or default_application_name(app))[:63]
         self.closed = False
         self._opened = False
-        self._ctx = app.app_context()
+        self._context = ContextKeeper(app)
         self._guards: list[EngineGuard] = []
-        self._session_listeners: list[tuple[t.Any, str, t.Callable[..., t.Any]]] = []
+        self._session_guard: SessionGuard | None = None
         self._reported_changes: tuple[str, ...] = ()
-        self._tokens: list[contextvars.Token[t.Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -121,8 +126,7 @@ class Workbench(DataMethods):
                 f"The app {self.app.name!r} has no Flask-SQLAlchemy extension: call"
                 " db.init_app(app) in its factory."
             )
-        self._ctx.push()
-        self._tokens = list(self._ctx._cv_tokens)
+        self._context.push()
         self._opened = True
         atexit.register(self.close)
         try:
@@ -130,16 +134,15 @@ class Workbench(DataMethods):
                 guard = EngineGuard(engine, writable=self.writable, application_name=self.application_name)
                 guard.install()
                 self._guards.append(guard)
-            self._listen_session("before_flush", self._refuse_flush_when_read_only)
+            self._session_guard = SessionGuard(self.db.session, writable=self.writable, is_own=self._is_own_session)
+            self._session_guard.install()
             self._check_connection()
-            from . import fastpath
+            from .read import adbc
 
             for engine in self.db.engines.values():
-                fastpath.warm_up(engine)
+                adbc.warm_up(engine)
             if self.cell_hooks:
-                from .ipython import register_cell_hooks
-
-                register_cell_hooks(self)
+                cells.register(self, self._before_cell, self._after_cell)
         except BaseException:
             self.close()
             raise
@@ -158,61 +161,50 @@ class Workbench(DataMethods):
             _current = None
         if not self._opened:
             return
-        from .ipython import unregister_cell_hooks
-
-        unregister_cell_hooks(self)
+        cells.unregister(self)
         # The context may have been pushed in another contextvars.Context (another cell, the
         # main thread at exit): make it current here, tear down, then restore.
-        token = _cv_app.set(self._ctx)
+        self._context.activate()
         try:
             try:
                 self.db.session.rollback()
             finally:
                 try:
-                    self.app.do_teardown_appcontext(None)
-                finally:
                     self.db.session.remove()
-                    for target, name, fn in self._session_listeners:
-                        if sa.event.contains(target, name, fn):
-                            sa.event.remove(target, name, fn)
+                finally:
+                    if self._session_guard is not None:
+                        self._session_guard.remove()
                     for guard in self._guards:
                         guard.remove()
                         guard.engine.dispose()
         finally:
-            _cv_app.reset(token)
-            self._ctx._cv_tokens.clear()
-            self._restore_previous_context()
-            appcontext_popped.send(self.app, _async_wrapper=self.app.ensure_sync)
-
-    def _restore_previous_context(self) -> None:
-        """Make whatever context was current before :meth:`open` current again, here."""
-        for token in reversed(self._tokens):
-            try:
-                _cv_app.reset(token)
-            except (ValueError, RuntimeError):
-                pass  # set in another contextvars.Context (another cell), or already reset
-        if _cv_app.get(None) is self._ctx:
-            previous = self._tokens[0].old_value if self._tokens else contextvars.Token.MISSING
-            _cv_app.set(None if previous is contextvars.Token.MISSING else previous)  # type: ignore[arg-type]
-        self._tokens.clear()
+            self._context.close()
 
     def activate(self) -> None:
         """Make this Workbench's app context the current one again, if it was lost."""
         self._ensure_open()
-        if _cv_app.get(None) is not self._ctx:
-            _cv_app.set(self._ctx)
+        self._context.activate()
+
+    def _before_cell(self) -> None:
+        if not self.closed:
+            self.activate()
+
+    def _after_cell(self) -> None:
+        if not self.closed:
+            self.release()
 
     def __enter__(self) -> Workbench:
         return self
 
-    def __exit__(self, *exc_info: t.Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- what users touch --------------------------------------------------------------------
 
     @property
     def db(self) -> SQLAlchemy:
-        return self.app.extensions["sqlalchemy"]
+        db: SQLAlchemy = self.app.extensions["sqlalchemy"]
+        return db
 
     @property
     def session(self) -> scoped_session[Session]:
@@ -263,6 +255,166 @@ class Workbench(DataMethods):
         frame["rows"] = frame["rows"].astype("Int64")
         return frame
 
+    # -- data: the pipelines' front doors ----------------------------------------------------
+
+    def frame(
+        self,
+        query: t.Any,
+        *,
+        params: t.Mapping[str, t.Any] | None = None,
+        index_col: str | t.Sequence[str] | None = None,
+        columns: t.Sequence[str] | None = None,
+        dtype_backend: DtypeBackend = "numpy_nullable",
+        coerce_float: bool = False,
+        progress: bool = True,
+    ) -> pd.DataFrame:
+        """Run ``query`` and return its whole result as a DataFrame with faithful dtypes.
+
+        ``query``: a ``Model.query...``, a ``select()`` / ``db.select()``, a model class, a
+        ``Table``, or a SQL string with ``:name`` parameters bound from ``params``. Columns are
+        named after model attributes and labels; integers stay integers with NULLs, booleans
+        booleans, timestamps ``datetime64`` (UTC for timezone-aware columns), Enums categoricals
+        and Numeric exact decimals (``coerce_float=True`` for floats); see the README's dtype
+        table. ``dtype_backend="pyarrow"`` gives Arrow dtypes throughout. The query sees this
+        session's uncommitted writes; otherwise it is read on a separate read-only connection,
+        through an Arrow-native driver where one is installed. A progress bar appears for
+        large results unless ``progress=False``.
+
+        >>> wb.frame(User.query.filter_by(country="DE"), index_col="id")
+        >>> wb.frame("SELECT kind, count(*) AS n FROM events WHERE occurred_at > :since GROUP BY kind",
+        ...          params={"since": "2024-01-01"})
+        """
+        from .read import read_frame
+
+        return read_frame(
+            self.session, query, params=params, index_col=index_col, columns=columns,
+            dtype_backend=dtype_backend, coerce_float=coerce_float, progress=progress,
+            application_name=self.application_name + " (fast)",
+        )
+
+    def frames(
+        self,
+        query: t.Any,
+        *,
+        chunksize: int = 100_000,
+        params: t.Mapping[str, t.Any] | None = None,
+        index_col: str | t.Sequence[str] | None = None,
+        columns: t.Sequence[str] | None = None,
+        dtype_backend: DtypeBackend = "numpy_nullable",
+        coerce_float: bool = False,
+    ) -> FrameIterator:
+        """Like :meth:`frame`, as DataFrames of at most ``chunksize`` rows.
+
+        Memory stays bounded by the chunk: PostgreSQL and MariaDB read through a server-side
+        cursor, SQLite incrementally. The connection is held only while iterating and is
+        released when the iterator is exhausted, closed (``with wb.frames(...) as chunks:``)
+        or garbage-collected.
+
+        >>> for chunk in wb.frames(Event, chunksize=50_000):
+        ...     totals.append(chunk.groupby("kind").size())
+        """
+        from .read import iter_frames
+
+        return iter_frames(
+            self.session, query, chunksize=chunksize, params=params, index_col=index_col, columns=columns,
+            dtype_backend=dtype_backend, coerce_float=coerce_float,
+        )
+
+    def insert_frame(
+        self, model: t.Any, df: pd.DataFrame, *, chunksize: int = 10_000, on_conflict: OnConflict = "error"
+    ) -> int:
+        """Bulk-insert ``df`` into ``model``'s table in this session's transaction.
+
+        Columns are matched to the model by name (unknown or missing required columns are one
+        error naming them), values converted for the column types (NaN/NaT/pd.NA are NULL), and
+        rows sent in bulk (COPY on PostgreSQL). All or nothing: if a row fails, the transaction
+        is rolled back and :class:`~analysis.InsertError` names the row. ``on_conflict``:
+        ``"error"``, or on SQLite and PostgreSQL ``"ignore"`` (skip rows that would duplicate a
+        primary key or unique value) and ``"update"`` (overwrite the rows with the same primary
+        key). Needs ``writable=True``; does
+        not commit (a job commits when it ends; in a notebook, ``db.session.commit()``).
+        Returns the number of rows written.
+
+        >>> wb.insert_frame(Data, pd.DataFrame({"value": [1.5, 2.0], "source": "sensor-1"}))
+        2
+        """
+        from .insert import insert_into
+
+        return insert_into(
+            self.session, model, df, writable=self.writable, chunksize=chunksize, on_conflict=on_conflict,
+            models=self.models,
+        )
+
+    def export_csv(
+        self,
+        query: t.Any,
+        path: str | os.PathLike[str],
+        *,
+        params: t.Mapping[str, t.Any] | None = None,
+        chunksize: int | None = None,
+        compression: str | dict[str, t.Any] | None = "infer",
+        excel_safe: bool = True,
+        progress: bool = True,
+        encoding: str = "utf-8",
+    ) -> ExportResult:
+        """Write the rows of ``query`` (anything :meth:`frame` accepts) to a CSV file.
+
+        Streamed chunk by chunk (``chunksize`` rows, default 20,000; on PostgreSQL the server's
+        COPY), so memory does not grow with the table; atomic, so an earlier file at ``path``
+        survives any failure; read-only. ``.gz``/``.zip`` names are compressed. ``excel_safe``
+        neutralises text a spreadsheet would run as a formula; ``encoding="utf-8-sig"`` adds
+        the BOM Excel wants. Returns an :class:`~analysis.export.ExportResult` (``rows``,
+        ``path``, ``bytes``, ``seconds``).
+
+        >>> wb.export_csv(User.query.filter_by(country="DE"), "de-users.csv").rows
+        412
+        """
+        from .export import export_csv
+
+        return export_csv(
+            self.session, query, path, params=params, chunksize=chunksize, compression=compression,
+            excel_safe=excel_safe, progress=progress, encoding=encoding, application_name=self.application_name,
+        )
+
+    def export_parquet(
+        self,
+        query: t.Any,
+        path: str | os.PathLike[str],
+        *,
+        params: t.Mapping[str, t.Any] | None = None,
+        chunksize: int | None = None,
+        compression: str | None = "snappy",
+        progress: bool = True,
+    ) -> ExportResult:
+        """Write the rows of ``query`` to a Parquet file (pyarrow), streamed and atomic.
+
+        Columns keep the types :meth:`frame` gives (exact decimals, UTC timestamps, nullable
+        integers); ``compression`` is a Parquet codec (``"snappy"``, ``"zstd"``, ``None``).
+        """
+        from .export import export_parquet
+
+        return export_parquet(
+            self.session, query, path, params=params, chunksize=chunksize, compression=compression,
+            progress=progress, application_name=self.application_name,
+        )
+
+    def report(self, name: str, **params: t.Any) -> pd.DataFrame:
+        """Run the named report (see :func:`analysis.report`) and return its rows.
+
+        >>> wb.report("signups-by-week", since=datetime.date(2026, 1, 1))
+        """
+        import pandas as pd
+
+        self.activate()
+        built = reports.get(name, self.app).build(**params)
+        if isinstance(built, pd.DataFrame):
+            return built
+        return self.frame(built)
+
+    def reports(self) -> pd.DataFrame:
+        """The reports available here: name, parameters, description."""
+        return reports.listing(self.app)
+
     # -- transactions between cells ----------------------------------------------------------
 
     def pending_changes(self) -> list[str]:
@@ -278,7 +430,7 @@ class Workbench(DataMethods):
             for obj in objects:
                 by_class[type(obj).__name__] = by_class.get(type(obj).__name__, 0) + 1
             changes += [f"{n} {label} {name}" for name, n in sorted(by_class.items())]
-        if any(connection_has_writes(conn) for conn in _session_connections(session)):
+        if any(connection_has_writes(conn) for conn in session_connections(session)):
             changes.append("statements already sent to the database (flushed or executed)")
         return changes
 
@@ -353,27 +505,12 @@ class Workbench(DataMethods):
                 "This Workbench is closed; call analysis.connect(...) to open a new one."
             )
 
-    def _listen_session(self, name: str, fn: t.Callable[..., t.Any]) -> None:
-        target = self.db.session
-        sa.event.listen(target, name, fn)
-        self._session_listeners.append((target, name, fn))
-
-    def _refuse_flush_when_read_only(self, session: Session, flush_context: t.Any, instances: t.Any) -> None:
-        if self.writable or session is not self._own_session():
-            return
-        if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
-            raise ReadOnlyError(
-                "This connection is read-only, so the changes were not written. To change"
-                " data, connect with writable=True (analysis.connect(..., writable=True) or"
-                " %connect --writable); db.session.rollback() discards the changes."
-            )
-
-    def _own_session(self) -> Session | None:
-        token = _cv_app.set(self._ctx)
-        try:
-            return self.db.session()
-        finally:
-            _cv_app.reset(token)
+    def _is_own_session(self, session: Session) -> bool:
+        """Whether ``session`` is this Workbench's (not a job's session of the same app)."""
+        own: Session | None = None
+        if self._context.is_current():
+            own = self.db.session()
+        return session is own
 
     def _check_connection(self) -> None:
         for engine in self.db.engines.values():
@@ -383,7 +520,7 @@ class Workbench(DataMethods):
             except ReadOnlyError:
                 raise
             except sa.exc.DBAPIError as e:
-                reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+                reason = _first_line(e.orig) if e.orig else _first_line(e)
                 raise DatabaseUnavailableError(
                     f"Cannot connect to the database at"
                     f" {engine.url.render_as_string(hide_password=True)}: {reason}. Check the"
@@ -394,12 +531,3 @@ class Workbench(DataMethods):
 def default_application_name(app: Flask, purpose: str = "notebook") -> str:
     """``analysis notebook my_app pid=123``: what ``pg_stat_activity`` shows for us."""
     return f"analysis {purpose} {app.name} pid={os.getpid()}"
-
-
-def _session_connections(session: Session) -> list[sa.Connection]:
-    transaction = session.get_transaction()
-    if transaction is None:
-        return []
-    # SessionTransaction keeps its connections in a private mapping; there is no public API.
-    connections = getattr(transaction, "_connections", {})
-    return [entry[0] for entry in connections.values() if isinstance(entry[0], sa.Connection)]

@@ -4,7 +4,7 @@ What ``df.to_sql`` leaves to you, done here:
 
 * Columns are checked against the model before anything is sent: an unknown column, a missing
   required column or a NULL in a NOT NULL column is one error naming the columns (or the row).
-* Values are converted for the model's column types (``analysis.binding``): NaN/NaT/pd.NA
+* Values are converted for the model's column types (:mod:`analysis.insert.values`): NaN/NaT/pd.NA
   become NULL, tz-aware timestamps, Enum members, Decimals, nullable integers, booleans and
   JSON documents are written the way the ORM would write them, and Python-side column defaults
   fill columns the frame leaves out.
@@ -24,38 +24,39 @@ import typing as t
 
 import sqlalchemy as sa
 
-from .binding import BadValue, converter
-from .bulkwrite import is_driver_error, position_from_driver, writer_for
-from .errors import InsertError, ReadOnlyError
-from .guards import WRITES_KEY
+from ..connections import WRITES_KEY, plain_session
+from ..errors import BadValue, InsertError, ReadOnlyError, first_line
+from ..read import check_chunksize
+from .values import converter
+from .writers import is_driver_error, position_from_driver, writer_for
 
 if t.TYPE_CHECKING:
     import pandas as pd
 
-    from .session import Workbench
+    from ..connections import AnySession
 
 #: What ``on_conflict`` accepts. "ignore" and "update" are supported on SQLite and PostgreSQL.
-ON_CONFLICT = ("error", "ignore", "update")
+OnConflict = t.Literal["error", "ignore", "update"]
+ON_CONFLICT: tuple[OnConflict, ...] = ("error", "ignore", "update")
 #: Rows converted and sent at a time; bounds memory, not transactions.
 DEFAULT_CHUNKSIZE = 10_000
 _UPSERT_DIALECTS = ("sqlite", "postgresql")
 
 
-def insert_frame(
-    model: t.Any, df: pd.DataFrame, *, chunksize: int = DEFAULT_CHUNKSIZE, on_conflict: str = "error"
-) -> int:
-    """:meth:`Workbench.insert_frame` on the Workbench opened by :func:`analysis.connect`."""
-    from .session import current
-
-    return current().insert_frame(model, df, chunksize=chunksize, on_conflict=on_conflict)
-
-
 def insert_into(
-    workbench: Workbench, model: t.Any, df: pd.DataFrame, *, chunksize: int, on_conflict: str
+    session: AnySession,
+    model: t.Any,
+    df: pd.DataFrame,
+    *,
+    writable: bool,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    on_conflict: OnConflict = "error",
+    models: t.Mapping[str, type] | None = None,
 ) -> int:
-    """Insert ``df`` into ``model``'s table in ``workbench``'s session; return the rows written.
+    """Insert ``df`` into ``model``'s table in ``session``'s transaction; return the rows written.
 
-    See :meth:`Workbench.insert_frame` for the contract.
+    See :meth:`Workbench.insert_frame` for the contract. ``writable`` is whether the caller
+    opened the session for writing; ``models`` (name -> class) lets ``model`` be a name.
     """
     import pandas as pd
 
@@ -65,16 +66,15 @@ def insert_into(
         raise ValueError(
             f"on_conflict={on_conflict!r} is not supported; use one of {', '.join(map(repr, ON_CONFLICT))}."
         )
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise ValueError(f"chunksize must be a positive integer, not {chunksize!r}.")
-    if not workbench.writable:
+    chunksize = check_chunksize(chunksize)
+    if not writable:
         raise ReadOnlyError(
             "insert_frame writes, and this Workbench is read-only. Open a writable one:"
             " analysis.connect(..., writable=True), %connect --writable, or run the insert in"
             " a job (with analysis.job(...) as wb:), which is writable."
         )
-    mapper = _mapper(workbench, model)
-    session = workbench.session
+    mapper = _mapper(model, models or {})
+    session = plain_session(session)
     # Pending ORM changes go first, so the frame may refer to rows added in this session.
     session.flush()
     conn = session.connection(bind_arguments={"mapper": mapper})
@@ -234,7 +234,7 @@ class Plan:
         if isinstance(e, (InsertError, ReadOnlyError)):
             return e
         orig = getattr(e, "orig", None) or e
-        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        reason = first_line(orig)
         if position is None:
             position = position_from_driver(orig, self)
         where = _row(self.index, position) if position is not None else "A row"
@@ -264,9 +264,11 @@ def _columns_by_frame_name(mapper: sa.orm.Mapper[t.Any], table: sa.Table) -> dic
     return by_name
 
 
-def _mapper(workbench: Workbench, model: t.Any) -> sa.orm.Mapper[t.Any]:
+def _mapper(model: t.Any, models: t.Mapping[str, type]) -> sa.orm.Mapper[t.Any]:
     if isinstance(model, str):
-        model = workbench[model]
+        if model not in models:
+            raise KeyError(f"No model named {model!r}; models: {', '.join(models)}")
+        model = models[model]
     try:
         mapper = sa.inspect(model)
     except sa.exc.NoInspectionAvailable:
@@ -274,7 +276,7 @@ def _mapper(workbench: Workbench, model: t.Any) -> sa.orm.Mapper[t.Any]:
     if not isinstance(mapper, sa.orm.Mapper):
         raise TypeError(
             f"insert_frame needs a model class (or its name), not {model!r}; models:"
-            f" {', '.join(workbench.models)}."
+            f" {', '.join(models)}."
         )
     return mapper
 

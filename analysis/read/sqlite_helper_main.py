@@ -1,4 +1,4 @@
-"""The helper process behind :mod:`analysis.sqlite_worker`; run as a script, not imported.
+"""The helper process behind :mod:`analysis.read.sqlite_helper`; run as a script, not imported.
 
 Protocol on stdin/stdout: ``READY`` once started, then one request at a time:
 

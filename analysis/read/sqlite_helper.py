@@ -25,6 +25,8 @@ import sys
 import threading
 import typing as t
 
+from ..errors import HelperError
+
 if t.TYPE_CHECKING:
     import pyarrow as pa
 
@@ -34,11 +36,7 @@ except ImportError:  # Windows: default pipe sizes
     fcntl = None  # type: ignore[assignment]
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _PIPE_SIZE = 1 << 20
-_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqlite_worker_main.py")
-
-
-class WorkerError(Exception):
-    """The worker could not run the statement (or died); the message is the driver's."""
+_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sqlite_helper_main.py")
 
 
 class _Worker:
@@ -64,7 +62,7 @@ class _Worker:
         if not self.ready:
             line = self.readline()
             if line != "READY":
-                raise WorkerError(f"the SQLite reader process did not start: {line}")
+                raise HelperError(f"the SQLite reader process did not start: {line}")
             self.ready = True
 
     @property
@@ -81,7 +79,7 @@ class _Worker:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise WorkerError("the SQLite reader process exited unexpectedly")
+            raise HelperError("the SQLite reader process exited unexpectedly")
         return line.decode("utf-8", "replace").rstrip("\n")
 
     def stop(self) -> None:
@@ -150,7 +148,7 @@ def read(
 ) -> t.Iterator[pa.RecordBatchReader]:
     """Run ``sql`` in a worker on the database at ``uri`` and yield a reader of its batches.
 
-    Raises :class:`WorkerError` if the driver refuses the statement; a failure midway is
+    Raises :class:`HelperError` if the driver refuses the statement; a failure midway is
     raised by the reader, with the driver's message. Leaving the block before the stream is
     read to the end stops that worker (it cannot be interrupted mid-stream otherwise).
     """
@@ -165,11 +163,11 @@ def read(
             status = worker.readline()
             if status != "OK":
                 finished = True
-                raise WorkerError(status.removeprefix("ERR "))
+                raise HelperError(status.removeprefix("ERR "))
             assert worker.process.stdout is not None
             stream = pa.ipc.open_stream(pa.PythonFile(worker.process.stdout, mode="r"))
         except (BrokenPipeError, pa.ArrowInvalid) as e:
-            raise WorkerError(f"the SQLite reader process failed: {e}") from e
+            raise HelperError(f"the SQLite reader process failed: {e}") from e
 
         def batches() -> t.Iterator[pa.RecordBatch]:
             # Only errors of the stream itself are the worker's; the caller's own pass through.
@@ -177,11 +175,11 @@ def read(
             try:
                 yield from stream
             except (OSError, pa.ArrowInvalid) as e:
-                raise WorkerError(f"the SQLite reader process failed: {e}") from e
+                raise HelperError(f"the SQLite reader process failed: {e}") from e
             trailer = worker.readline()
             finished = True
             if trailer != "END":
-                raise WorkerError(trailer.removeprefix("ERR "))
+                raise HelperError(trailer.removeprefix("ERR "))
 
         yield pa.RecordBatchReader.from_batches(stream.schema, batches())
     finally:

@@ -17,7 +17,7 @@ import typing as t
 
 from flask import Flask
 
-from .errors import AppFactoryError, AppNotFoundError
+from .errors import AppFactoryError, AppNotFoundError, first_line
 
 AppSource = t.Union[Flask, t.Callable[..., Flask], str, None]
 
@@ -166,7 +166,7 @@ def _call_factory(
         app = factory(*args)
     except Exception as e:
         raise AppFactoryError(
-            f"The app factory {name} raised {type(e).__name__}: {_first_line(e)}"
+            f"The app factory {name} raised {type(e).__name__}: {first_line(e)}."
             " Fix the app's configuration (or the factory) and connect again; the full"
             " traceback is in this exception's __cause__."
         ) from e
@@ -202,9 +202,3 @@ def _describe(f: t.Callable[..., t.Any]) -> str:
     module = getattr(f, "__module__", None)
     name = getattr(f, "__qualname__", repr(f))
     return f"{module}:{name}" if module else name
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    line = text.splitlines()[0] if text else ""
-    return (line if line.endswith(".") else line + ".") if line else ""

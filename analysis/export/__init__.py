@@ -4,18 +4,18 @@
 ExportResult(path='active-users.csv', rows=4210, bytes=388113, seconds=0.21, route='arrow')
 
 * **Any query form** ``frame()`` accepts (``select()``, ``Model.query``, a model, a ``Table``,
-  SQL text with ``:name`` parameters), resolved by :func:`analysis.queries.resolve_query`.
-* **Streaming.** Rows go from the database to the file chunk by chunk (see
-  :mod:`analysis.batches`: Arrow batches from an ADBC driver, else ``Workbench.frames()`` with
-  server-side cursors on PostgreSQL and MariaDB), so memory does not grow with the table. On
+  SQL text with ``:name`` parameters), resolved by :func:`analysis.read.resolve_query`.
+* **Streaming.** Rows go from the database to the file chunk by chunk through the read
+  pipeline's route machine (:mod:`analysis.read.routes`: Arrow batches from an ADBC driver,
+  else server-side cursors on PostgreSQL and MariaDB), so memory does not grow with the table. On
   PostgreSQL with psycopg, CSV goes through the server's ``COPY ... TO STDOUT`` instead (see
-  :mod:`analysis.pgcopy`), which writes the same CSV.
+  :mod:`analysis.export.pgcopy`), which writes the same CSV.
 * **Atomic.** The file is written beside the target and renamed over it only when complete
-  (:mod:`analysis.atomic`); after an error, Ctrl-C or ``kill -9`` an earlier file at that
+  (:mod:`analysis.export.atomic`); after an error, Ctrl-C or ``kill -9`` an earlier file at that
   path is untouched and no temporary file is left.
 * **Read-only.** The rows are read in a transaction of their own that cannot write (unless
   the session has uncommitted writes the export must see; then it reads through the session).
-* **CSV as in** :mod:`analysis.csvformat`: RFC 4180 with a header, UTF-8 (``utf-8-sig`` adds
+* **CSV as in** :mod:`analysis.export.csv`: RFC 4180 with a header, UTF-8 (``utf-8-sig`` adds
   the byte-order mark Excel wants), ISO 8601 timestamps, empty field for NULL, ``excel_safe``
   against formula injection; ``.gz``/``.zip`` compression from the file name.
 """
@@ -31,28 +31,32 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..connections import bind_for, make_transaction_read_only, plain_session, read_connection, session_has_writes
+from ..errors import AnalysisError, ExportError, RouteUnavailable
+from ..progress import LazyProgress
+from ..read import ResolvedQuery, check_chunksize, read_frame, resolve_query
+from ..read import routes as read_routes
+from ..read.queries import query_error
 from .atomic import atomic_output
-from .batches import ROUTES, DriverFailed, FastPathUnavailable, arrow_route_possible, iter_chunks
-from .errors import AnalysisError, ExportError
-from .outputs import (
-    check_encoding,
-    check_target,
-    compressed,
-    compression_options,
-    output_format,
-    progress_bar,
-    size_text,
-)
+from .csv import CsvWriter
+from .files import check_encoding, check_target, compressed, compression_options, output_format, size_text
+from .parquet import ParquetSink
 
 if t.TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from .session import Workbench
+    from ..connections import AnySession
+
+__all__ = ["DEFAULT_CHUNKSIZE", "ExportResult", "export_csv", "export_frame", "export_parquet", "write_csv_stream"]
 
 #: Rows per chunk when none is given: large enough to amortise per-chunk costs, small enough
 #: that a chunk of a wide table stays in the tens of megabytes.
 DEFAULT_CHUNKSIZE = 20_000
+
+#: How an export's rows travelled: PostgreSQL's COPY, a read route, or a DataFrame in memory.
+ExportRoute = t.Literal["copy", "arrow", "arrow-cast-all", "stream", "frame"]
+Method = t.Literal["auto", "copy", "stream"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +68,9 @@ class ExportResult:
     bytes: int
     seconds: float
     #: ``"copy"`` (PostgreSQL's COPY), ``"arrow"`` or ``"arrow-cast-all"`` (an Arrow-native
-    #: driver, in batches), ``"stream"`` (``frames()``, in chunks) or ``"frame"`` (a
-    #: DataFrame already in memory).
-    route: str
+    #: driver, in batches), ``"stream"`` (SQLAlchemy, in chunks) or ``"frame"`` (a DataFrame
+    #: already in memory).
+    route: ExportRoute
 
     def summary(self) -> str:
         """``Wrote 1,204 rows (88.2 kB) to signups.csv in 0.31 s.``"""
@@ -80,7 +84,7 @@ class ExportResult:
 
 
 def export_csv(
-    workbench: Workbench,
+    session: AnySession,
     query: t.Any,
     path: str | os.PathLike[str],
     *,
@@ -91,50 +95,55 @@ def export_csv(
     progress: bool = True,
     encoding: str = "utf-8",
     lineterminator: str = "\n",
-    method: str = "auto",
+    method: Method = "auto",
+    application_name: str | None = None,
 ) -> ExportResult:
     """Write the rows of ``query`` to a CSV file at ``path``; see the module docstring.
 
     ``compression`` is ``"infer"`` (from a ``.gz``/``.zip`` suffix), ``None``, ``"gzip"``,
     ``"zip"``, or a dict such as ``{"method": "gzip", "compresslevel": 1}`` as in pandas.
     ``method`` is ``"auto"`` (COPY on PostgreSQL when it can give the same CSV), ``"copy"``
-    (refuse to export otherwise) or ``"stream"``.
+    (refuse to export otherwise) or ``"stream"``. ``application_name`` names the Arrow
+    driver's connection; ``None`` reads through SQLAlchemy only.
     """
-    from .csvformat import CsvWriter
-
     started = time.perf_counter()
     path = Path(path)
     compress = compression_options(path, compression)
-    chunksize = _chunksize(chunksize)
+    rows_per_chunk = check_chunksize(chunksize, DEFAULT_CHUNKSIZE)
     check_encoding(encoding)
     check_target(path)
+    sess = plain_session(session)
     with _reporting(path):
-        resolved = _resolve(workbench, query, params)
-        use_copy = _use_copy(workbench, resolved, method=method, lineterminator=lineterminator)
+        resolved = resolve_query(query, params=params, session=sess)
+        use_copy = _use_copy(sess, resolved, method=method, lineterminator=lineterminator)
 
-        def attempt(route: str) -> int:
+        def attempt(route: ExportRoute) -> int:
             with atomic_output(path) as raw, compressed(raw, compress, path) as sink:
                 writer = CsvWriter(
                     sink, resolved.names, excel_safe=excel_safe, encoding=encoding, lineterminator=lineterminator
                 )
-                with progress_bar(progress, path, unit="B" if route == "copy" else "rows") as bar:
+                with LazyProgress(path.name, enabled=progress, unit="B" if route == "copy" else "rows") as bar:
                     if route == "copy":
-                        rows = _copy_rows(workbench, resolved, writer, excel_safe=excel_safe, bar=bar)
+                        rows = _copy_rows(sess, resolved, writer, excel_safe=excel_safe, bar=bar)
                     else:
                         writer.write_header()
-                        for chunk in iter_chunks(workbench, resolved, chunksize, route=route):
-                            writer.write(chunk)
-                            bar(len(chunk))
+                        for _, columns in _chunks(sess, resolved, route, rows_per_chunk, application_name):
+                            writer.write_columns(columns)
+                            bar.update(len(columns[0]) if columns else 0)
                         rows = writer.rows
                 writer.close()
             return rows
 
-        route, rows = _run_routes(workbench, resolved, attempt, copy=use_copy)
+        if use_copy:
+            route: ExportRoute = "copy"
+            rows = attempt("copy")
+        else:
+            route, rows = _run_routes(sess, resolved, attempt, application_name)
     return ExportResult(path, rows, path.stat().st_size, time.perf_counter() - started, route)
 
 
 def export_parquet(
-    workbench: Workbench,
+    session: AnySession,
     query: t.Any,
     path: str | os.PathLike[str],
     *,
@@ -142,6 +151,7 @@ def export_parquet(
     chunksize: int | None = None,
     compression: str | None = "snappy",
     progress: bool = True,
+    application_name: str | None = None,
 ) -> ExportResult:
     """Write the rows of ``query`` to a Parquet file at ``path``, one row group per chunk.
 
@@ -152,68 +162,29 @@ def export_parquet(
     """
     started = time.perf_counter()
     path = Path(path)
-    chunksize = _chunksize(chunksize)
+    rows_per_chunk = check_chunksize(chunksize, DEFAULT_CHUNKSIZE)
     check_target(path)
+    sess = plain_session(session)
     with _reporting(path):
-        resolved = _resolve(workbench, query, params)
+        resolved = resolve_query(query, params=params, session=sess)
 
-        def attempt(route: str) -> int:
-            with atomic_output(path) as raw, progress_bar(progress, path, unit="rows") as bar:
-                writer = _ParquetSink(raw, resolved.names, compression)
+        def attempt(route: ExportRoute) -> int:
+            with atomic_output(path) as raw, LazyProgress(path.name, enabled=progress) as bar:
+                writer = ParquetSink(raw, resolved.names, compression)
                 try:
-                    for chunk in iter_chunks(workbench, resolved, chunksize, route=route):
-                        writer.write(chunk)
-                        bar(len(chunk))
+                    for _, columns in _chunks(sess, resolved, route, rows_per_chunk, application_name):
+                        table = _arrow_table(columns)
+                        if table.num_rows:
+                            writer.write(table)
+                        bar.update(table.num_rows)
                     if writer.rows == 0:
-                        writer.write(_empty_frame(workbench, resolved))
+                        writer.write(_empty_frame(sess, resolved))
                 finally:
                     writer.close()
             return writer.rows
 
-        route, rows = _run_routes(workbench, resolved, attempt, copy=False)
+        route, rows = _run_routes(sess, resolved, attempt, application_name)
     return ExportResult(path, rows, path.stat().st_size, time.perf_counter() - started, route)
-
-
-class _ParquetSink:
-    """One row group per chunk; the schema is the first chunk's, later chunks are cast to it."""
-
-    def __init__(self, raw: t.BinaryIO, names: list[str], compression: str | None) -> None:
-        self.raw = raw
-        self.names = names
-        self.compression = compression or "none"
-        self.rows = 0
-        self._writer: t.Any = None
-
-    def write(self, chunk: t.Any) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if _is_frame(chunk):
-            table = pa.Table.from_pandas(chunk, preserve_index=False)
-        else:
-            table = chunk
-        table = table.rename_columns(self.names)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.raw, table.schema, compression=self.compression)
-        elif table.schema != self._writer.schema:
-            table = self._conform(table)
-        self._writer.write_table(table)
-        self.rows += table.num_rows
-
-    def _conform(self, table: pa.Table) -> pa.Table:
-        import pyarrow as pa
-
-        try:
-            return table.cast(self._writer.schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-            raise ExportError(
-                f"A later chunk of the query has other column types than the first ({e})."
-                " Parquet needs one type per column: CAST the column in the SQL."
-            ) from e
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
 
 
 def export_frame(
@@ -225,8 +196,6 @@ def export_frame(
     encoding: str = "utf-8",
 ) -> ExportResult:
     """Write a DataFrame that is already in memory (a report that computes one) atomically."""
-    from .csvformat import CsvWriter
-
     started = time.perf_counter()
     path = Path(path)
     check_target(path)
@@ -243,36 +212,42 @@ def export_frame(
 
 
 def write_csv_stream(
-    workbench: Workbench,
+    session: AnySession,
     query: t.Any,
     sink: t.BinaryIO,
     *,
     params: t.Mapping[str, t.Any] | None = None,
     excel_safe: bool = True,
     encoding: str = "utf-8",
+    application_name: str | None = None,
 ) -> int:
-    """Write CSV to an open binary stream (stdout); not atomic, as a stream cannot be."""
-    from .csvformat import CsvWriter
+    """Write CSV to an open binary stream (stdout); not atomic, as a stream cannot be.
 
+    ``query`` may also be a DataFrame (a report that computes one).
+    """
     if _is_frame(query):
         writer = CsvWriter(sink, [str(c) for c in query.columns], excel_safe=excel_safe, encoding=encoding)
         writer.write_header()
         writer.write_frame(query)
         writer.close()
         return len(query)
+    sess = plain_session(session)
     with _reporting(None):
-        resolved = _resolve(workbench, query, params)
+        resolved = resolve_query(query, params=params, session=sess)
         writer = CsvWriter(sink, resolved.names, excel_safe=excel_safe, encoding=encoding)
         writer.write_header()
-        route = "arrow" if arrow_route_possible(workbench, resolved) else "stream"
-        try:
-            for chunk in iter_chunks(workbench, resolved, DEFAULT_CHUNKSIZE, route=route):
-                writer.write(chunk)
-        except FastPathUnavailable:
-            if writer.rows:
-                raise ExportError("The query's column types changed midway; the output is incomplete.") from None
-            for chunk in iter_chunks(workbench, resolved, DEFAULT_CHUNKSIZE, route="stream"):
-                writer.write(chunk)
+
+        def attempt(route: ExportRoute) -> int:
+            try:
+                for _, columns in _chunks(sess, resolved, route, DEFAULT_CHUNKSIZE, application_name):
+                    writer.write_columns(columns)
+            except RouteUnavailable:
+                if writer.rows:  # a stream cannot be taken back
+                    raise ExportError("The query's column types changed midway; the output is incomplete.") from None
+                raise
+            return writer.rows
+
+        _run_routes(sess, resolved, attempt, application_name)
         writer.close()
     return writer.rows
 
@@ -280,22 +255,65 @@ def write_csv_stream(
 # -- the routes ----------------------------------------------------------------------------------
 
 
-def _resolve(workbench: Workbench, query: t.Any, params: t.Mapping[str, t.Any] | None) -> t.Any:
-    from .queries import resolve_query
+def _chunks(
+    session: sa.orm.Session, resolved: ResolvedQuery, route: ExportRoute, chunksize: int, application_name: str | None
+) -> t.Iterator[tuple[list[str], list[t.Any]]]:
+    """The query's converted columns by ``route`` (a read route), ``chunksize`` rows at a time."""
+    if route not in ("arrow", "arrow-cast-all", "stream"):
+        raise ValueError(f"not a read route: {route!r}")
+    engine = bind_for(session, resolved.statement)
+    plans = read_routes.column_plans(resolved, engine.dialect, False)
+    yield from read_routes.converted_batches(
+        session, engine, resolved, plans, t.cast(read_routes.Route, route),
+        application_name=None if application_name is None else application_name[:50] + " (export)",
+        batch_rows=chunksize,
+    )
 
-    workbench.activate()
-    return resolve_query(query, params=params, session=workbench.session)
+
+def _run_routes(
+    session: sa.orm.Session, resolved: ResolvedQuery, attempt: t.Callable[[ExportRoute], int],
+    application_name: str | None,
+) -> tuple[ExportRoute, int]:
+    """Run ``attempt`` by the read pipeline's route machine; an attempt writes atomically, so
+    nothing of one that gave up midway remains."""
+    engine = bind_for(session, resolved.statement)
+    routes = read_routes.candidate_routes(session, engine, application_name)
+    return read_routes.run_routes(routes, attempt)
 
 
-def _use_copy(workbench: Workbench, resolved: t.Any, *, method: str, lineterminator: str) -> bool:
+def _arrow_table(columns: list[t.Any]) -> pa.Table:
+    import pyarrow as pa
+
+    arrays = [_arrow_column(column) for column in columns]
+    return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
+def _arrow_column(column: t.Any) -> pa.Array | pa.ChunkedArray:
+    """A converted column as Arrow; object arrays (JSON, custom types) value by value."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .csv import spell_scalar
+
+    if not isinstance(column, np.ndarray):
+        return column
+    try:
+        array = pa.array(column, from_pandas=True)
+        if not pa.types.is_nested(array.type):
+            return array
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    return pa.array([None if v is None else v if isinstance(v, str) else spell_scalar(v) for v in column], pa.string())
+
+
+def _use_copy(session: sa.orm.Session, resolved: ResolvedQuery, *, method: str, lineterminator: str) -> bool:
     from .pgcopy import supports_copy
-    from .routing import bind_for
 
     if method not in ("auto", "copy", "stream"):
         raise ValueError(f"method must be 'auto', 'copy' or 'stream', not {method!r}.")
     if method == "stream":
         return False
-    engine = bind_for(workbench.session, resolved.statement)
+    engine = bind_for(session, resolved.statement)
     reason = None
     if not supports_copy(engine):
         reason = f"the database is {engine.dialect.name} (+{engine.dialect.driver}), not PostgreSQL with psycopg"
@@ -308,49 +326,33 @@ def _use_copy(workbench: Workbench, resolved: t.Any, *, method: str, linetermina
     return False
 
 
-def _copy_rows(workbench: Workbench, resolved: t.Any, writer: t.Any, *, excel_safe: bool, bar: t.Callable[[int], None]) -> int:
+def _copy_rows(
+    session: sa.orm.Session, resolved: ResolvedQuery, writer: CsvWriter, *, excel_safe: bool, bar: LazyProgress
+) -> int:
     from .pgcopy import copy_csv
-    from .routing import read_connection, session_has_writes
 
     def write(block: bytes) -> None:
         writer.write_bytes(block)
-        bar(len(block))
+        bar.update(len(block))
 
-    session = workbench.session
     with read_connection(session, resolved.statement) as conn:
         if not session_has_writes(session, flush=False):
-            # A connection of our own: make its transaction read-only whatever the Workbench.
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            make_transaction_read_only(conn)  # a connection of our own: read-only whatever the Workbench
         rows = copy_csv(conn, resolved.statement, resolved.params, names=resolved.names, excel_safe=excel_safe, write=write)
     return int(rows or 0)
 
 
-def _run_routes(
-    workbench: Workbench, resolved: t.Any, attempt: t.Callable[[str], int], *, copy: bool
-) -> tuple[str, int]:
-    """Run ``attempt`` on the best route; if the Arrow route gives up midway, start again on
-    the next one (``attempt`` writes atomically, so nothing of the failed try remains)."""
-    if copy:
-        return "copy", attempt("copy")
-    routes = ROUTES if arrow_route_possible(workbench, resolved) else ("stream",)
-    for route in routes[:-1]:
-        try:
-            return route, attempt(route)
-        except DriverFailed:
-            break
-        except FastPathUnavailable:
-            continue
-    return routes[-1], attempt(routes[-1])
-
-
-def _empty_frame(workbench: Workbench, resolved: t.Any) -> pd.DataFrame:
+def _empty_frame(session: sa.orm.Session, resolved: ResolvedQuery) -> pd.DataFrame:
     """The query's columns with no rows, for the schema of an empty Parquet file."""
-    frame = workbench.frame(resolved.statement, params=resolved.params or None, dtype_backend="pyarrow", progress=False)
+    frame = read_frame(session, resolved.statement, params=resolved.params or None, dtype_backend="pyarrow", progress=False)
     return frame.iloc[:0]
 
 
 def _is_frame(value: t.Any) -> bool:
-    return type(value).__name__ == "DataFrame" and hasattr(value, "to_parquet")
+    import sys
+
+    pandas = sys.modules.get("pandas")  # not imported: cannot be a DataFrame
+    return pandas is not None and isinstance(value, pandas.DataFrame)
 
 
 @contextlib.contextmanager
@@ -361,8 +363,6 @@ def _reporting(path: Path | None) -> t.Iterator[None]:
     except AnalysisError:
         raise
     except sa.exc.DBAPIError as e:
-        from .queries import query_error
-
         raise query_error(e) from e
     except BrokenPipeError:
         raise  # the reader of a stream went away: the caller decides (the CLI stops quietly)
@@ -379,13 +379,3 @@ def _reporting(path: Path | None) -> t.Iterator[None]:
         raise ExportError(f"Cannot write{where}: {reason}.{hint}") from e
     except (ValueError, UnicodeError) as e:
         raise ExportError(f"Cannot export{'' if path is None else f' to {str(path)!r}'}: {e}") from e
-
-
-def _chunksize(chunksize: int | None) -> int:
-    if chunksize is None:
-        return DEFAULT_CHUNKSIZE
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise ValueError(f"chunksize must be a positive number of rows, not {chunksize!r}.")
-    return chunksize
-
-

@@ -16,10 +16,10 @@ import typing as t
 
 import sqlalchemy as sa
 
-from .errors import InsertError
+from ..errors import InsertError, first_line
 
 if t.TYPE_CHECKING:
-    from .inserts import Plan
+    from . import Plan
 
 Writer = t.Callable[[sa.Connection, "Plan"], int]
 
@@ -144,7 +144,7 @@ def _write_executemany(conn: sa.Connection, plan: Plan) -> int:
         except sa.exc.DBAPIError as e:
             raise InsertError(
                 f"One of rows {start} to {plan.sent - 1} could not be inserted into"
-                f" {plan.table.name}: {str(e.orig).strip().splitlines()[0]}. Nothing was"
+                f" {plan.table.name}: {first_line(e.orig or e)}. Nothing was"
                 " written: the transaction was rolled back (with any other uncommitted changes"
                 " in this session)."
             ) from e

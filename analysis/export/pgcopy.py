@@ -28,7 +28,8 @@ import typing as t
 
 import sqlalchemy as sa
 
-from .csvformat import EXCEL_TRIGGERS
+from ..errors import first_line
+from .csv import EXCEL_TRIGGERS
 
 # pg_type.typcategory values.
 _BOOLEAN, _NUMERIC, _STRING, _ENUM = "B", "N", "S", "E"
@@ -156,7 +157,7 @@ def copy_csv(
     as it is: the caller decides the transaction (read-only for exports). A database error
     is a :class:`~analysis.errors.QueryError`.
     """
-    from .errors import QueryError
+    from ..errors import QueryError
 
     sql, values = compile_for_driver(statement, params, conn.dialect)
     quote = conn.dialect.identifier_preparer.quote_identifier
@@ -168,6 +169,6 @@ def copy_csv(
     except Exception as e:
         if not type(e).__module__.startswith("psycopg"):
             raise
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise QueryError(f"The database rejected the query: {reason}\nSQL: {sql[:300]}") from e
     return plan.rows

@@ -1,5 +1,5 @@
-"""Where an export's bytes go: the file name's format and compression, the checks made before
-any query runs, and the progress bar.
+"""Where an export's bytes go: the file name's format and compression, and the checks made
+before any query runs.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import typing as t
 import zipfile
 from pathlib import Path
 
-from .errors import ExportError
-
-#: Exports show a progress bar once they pass this many rows (or bytes, on the COPY route).
-PROGRESS_ROWS = 100_000
-PROGRESS_BYTES = 8 * 1024 * 1024
+from ..errors import ExportError
 
 COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zip": "zip"}
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def output_format(path: str | os.PathLike[str]) -> str:
+Format = t.Literal["csv", "parquet"]
+
+
+def output_format(path: str | os.PathLike[str]) -> Format:
     """``"csv"`` or ``"parquet"``, from the file name; :class:`ExportError` if neither."""
     if Path(path).is_dir():
         check_target(Path(path))
@@ -83,48 +82,6 @@ def inner_name(path: Path) -> str:
     """``users.csv.gz`` -> ``users.csv``; ``users.zip`` -> ``users.csv``."""
     stem = path.name[: -len(path.suffix)] if path.suffix.lower() in COMPRESSIONS else path.name
     return stem if "." in stem else stem + ".csv"
-
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool, path: Path, *, unit: str) -> t.Iterator[t.Callable[[int], None]]:
-    """A tqdm bar (stderr, or a widget in notebooks) that appears only once the export is
-    big enough to be worth watching; small exports print nothing."""
-    if not enabled:
-        yield lambda n: None
-        return
-    bar = LazyBar(path.name, unit=unit)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
-
-
-class LazyBar:
-    """Counts rows (or bytes) and shows a tqdm bar once past the threshold."""
-
-    def __init__(self, description: str, *, unit: str) -> None:
-        self.description = description
-        self.bytes = unit == "B"
-        self.threshold = PROGRESS_BYTES if self.bytes else PROGRESS_ROWS
-        self.count = 0
-        self._bar: t.Any = None
-
-    def update(self, n: int) -> None:
-        self.count += n
-        if self._bar is not None:
-            self._bar.update(n)
-        elif self.count > self.threshold:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(
-                desc=self.description, unit="B" if self.bytes else " rows", unit_scale=True,
-                unit_divisor=1024 if self.bytes else 1000, initial=self.count, leave=False,
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def check_target(path: Path) -> None:

@@ -21,19 +21,12 @@ import uuid
 
 import sqlalchemy as sa
 
+from ..errors import BadValue, first_line
+
 if t.TYPE_CHECKING:
     import pandas as pd
 
 Converter = t.Callable[["pd.Series"], list[t.Any]]
-
-
-class BadValue(Exception):
-    """A value in a DataFrame column does not fit the model's column."""
-
-    def __init__(self, position: int, message: str) -> None:
-        super().__init__(message)
-        self.position = position
-        self.message = message
 
 
 def column_kind(column: sa.Column[t.Any]) -> str:
@@ -498,5 +491,4 @@ def _plain(value: t.Any) -> t.Any:
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
+    return first_line(error)

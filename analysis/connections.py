@@ -1,0 +1,296 @@
+"""The read-only rule, which connection a read runs on, and whether a session has written.
+
+Everything the toolkit does to an app's connections lives here, so the rule has one home:
+
+* **Read-only**, refused by the database itself: SQLite ``PRAGMA query_only``, PostgreSQL
+  ``default_transaction_read_only``, MariaDB/MySQL ``SET SESSION TRANSACTION READ ONLY``
+  (:func:`read_only_statements`, applied by :class:`EngineGuard` to every connection of a
+  read-only Workbench, and by the Arrow drivers to theirs). A refused write becomes
+  :class:`~analysis.errors.ReadOnlyError` with :data:`READ_ONLY_HINT`. A separate read
+  connection is read-only even on a writable Workbench (:func:`make_transaction_read_only`).
+* **Which connection a read uses** (:func:`read_connection`): a session that has written must
+  see its own writes, so it serves the read itself; otherwise the read gets a connection of
+  its own, rolled back and returned to the pool before the caller gets its result.
+* **Whether a session has written** (:func:`session_has_writes`): statements that may write
+  mark their connection (:data:`WRITES_KEY` in ``Connection.info``), and :class:`SessionGuard`
+  learns which connections a session's transaction holds from the ``after_begin`` event.
+* **Is this SQL a read** (:func:`is_read_statement`), for raw SQL given to ``frame()`` and for
+  the write tracking.
+* An ``application_name`` on PostgreSQL connections, and a ping when a connection leaves the
+  pool, so one that died while a notebook sat idle is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, scoped_session
+
+from .errors import ReadOnlyError
+
+AnySession = t.Union[Session, "scoped_session[Session]"]
+
+#: ``Connection.info`` key: the connection's open transaction may hold uncommitted writes.
+WRITES_KEY = "analysis.writes"
+#: ``Session.info`` key: the connections the session's current transaction has begun.
+CONNECTIONS_KEY = "analysis.connections"
+
+READ_ONLY_HINT = (
+    "This connection is read-only, so the database refused the write. To change data,"
+    " connect with writable=True (analysis.connect(..., writable=True) or %connect --writable)."
+)
+_FLUSH_REFUSED = (
+    "This connection is read-only, so the changes were not written. To change data, connect"
+    " with writable=True (analysis.connect(..., writable=True) or %connect --writable);"
+    " db.session.rollback() discards the changes."
+)
+_READ_SQL = re.compile(r"^\s*(\(|select|with|values|table|show|explain|pragma|describe|desc)\b", re.I)
+# SQLSTATE 25006 (PostgreSQL), errors 1792 and 1290 (MariaDB/MySQL), SQLITE_READONLY (SQLite).
+_MYSQL_READ_ONLY_CODES = {1792, 1290}
+
+
+def is_read_statement(sql: str) -> bool:
+    """Whether raw SQL is a statement that reads (SELECT, WITH, VALUES, SHOW, EXPLAIN...)."""
+    return _READ_SQL.match(sql) is not None
+
+
+def read_only_statements(dialect_name: str) -> list[str]:
+    """SQL that makes a new connection of this backend refuse writes for its whole life."""
+    if dialect_name == "postgresql":
+        return ["SET SESSION default_transaction_read_only = on"]
+    if dialect_name in ("mysql", "mariadb"):
+        return ["SET SESSION TRANSACTION READ ONLY"]
+    if dialect_name == "sqlite":
+        return ["PRAGMA query_only = ON"]
+    return []
+
+
+def is_read_only_violation(error: BaseException | None) -> bool:
+    """Whether a DBAPI error means "this connection may not write"."""
+    if error is None:
+        return False
+    sqlstate = getattr(error, "sqlstate", None) or getattr(getattr(error, "diag", None), "sqlstate", None)
+    if sqlstate == "25006":
+        return True
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_READ_ONLY_CODES:
+        return True
+    if type(error).__module__.startswith("sqlite3"):
+        return "readonly database" in str(error)
+    return False
+
+
+class EngineGuard:
+    """Applies the toolkit's connection settings to one engine, and removes them again."""
+
+    def __init__(self, engine: sa.Engine, *, writable: bool, application_name: str) -> None:
+        self.engine = engine
+        self.writable = writable
+        self.application_name = application_name
+        self._listeners: list[tuple[t.Any, str, t.Callable[..., t.Any]]] = []
+
+    def install(self) -> None:
+        self._listen(self.engine, "connect", self._on_connect)
+        self._listen(self.engine, "checkout", self._on_checkout)
+        self._listen(self.engine, "handle_error", self._on_error)
+        self._listen(self.engine, "after_cursor_execute", self._on_execute)
+        self._listen(self.engine, "commit", self._on_transaction_end)
+        self._listen(self.engine, "rollback", self._on_transaction_end)
+        self._listen(self.engine, "checkin", self._on_checkin)
+        # The factory may have opened connections (e.g. to create tables) before these
+        # settings existed: start from a fresh pool so every connection has them.
+        self.engine.dispose()
+
+    def remove(self) -> None:
+        for target, name, fn in self._listeners:
+            if sa.event.contains(target, name, fn):
+                sa.event.remove(target, name, fn)
+        self._listeners.clear()
+
+    def _listen(self, target: t.Any, name: str, fn: t.Callable[..., t.Any]) -> None:
+        sa.event.listen(target, name, fn)
+        self._listeners.append((target, name, fn))
+
+    def _on_connect(self, dbapi_connection: t.Any, connection_record: t.Any) -> None:
+        dialect = self.engine.dialect.name
+        statements: list[tuple[str, tuple[t.Any, ...]]] = []
+        if dialect == "postgresql":
+            statements.append(("SELECT set_config('application_name', %s, false)", (self.application_name,)))
+        if not self.writable:
+            statements += [(sql, ()) for sql in read_only_statements(dialect)]
+        if not statements:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            for sql, params in statements:
+                cursor.execute(sql, params) if params else cursor.execute(sql)
+        finally:
+            cursor.close()
+        if dialect != "sqlite":
+            # The settings are session-wide; end the transaction the driver opened for them.
+            dbapi_connection.commit()
+
+    def _on_checkout(self, dbapi_connection: t.Any, connection_record: t.Any, connection_proxy: t.Any) -> None:
+        """Ping a connection as it leaves the pool: one that died while the notebook sat idle
+        (a server restart) is replaced by the pool instead of failing the next query."""
+        if self.engine.dialect.name == "sqlite":
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except self.engine.dialect.loaded_dbapi.Error as e:
+            if self.engine.dialect.is_disconnect(e, dbapi_connection, None):
+                raise sa.exc.DisconnectionError(str(e)) from e
+            raise
+
+    def _on_error(self, context: sa.engine.ExceptionContext) -> None:
+        if not self.writable and is_read_only_violation(context.original_exception):
+            raise ReadOnlyError(READ_ONLY_HINT) from context.sqlalchemy_exception
+
+    def _on_execute(
+        self, conn: sa.Connection, cursor: t.Any, statement: str, parameters: t.Any,
+        context: t.Any, executemany: bool,
+    ) -> None:
+        if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+            conn.info[WRITES_KEY] = True
+        elif not is_read_statement(statement):
+            conn.info[WRITES_KEY] = True
+
+    def _on_transaction_end(self, conn: sa.Connection) -> None:
+        conn.info.pop(WRITES_KEY, None)
+
+    def _on_checkin(self, dbapi_connection: t.Any, connection_record: t.Any) -> None:
+        # The pool rolls back on return, so nothing written can remain.
+        connection_record.info.pop(WRITES_KEY, None)
+
+
+class SessionGuard:
+    """What the toolkit does to a Flask-SQLAlchemy session while it holds it.
+
+    It records which connections the session's transaction has begun (``after_begin``; the
+    session keeps them in no public place) and, on a read-only Workbench, refuses a flush
+    with a message saying how to write instead of letting the database refuse it mid-flush.
+    ``is_own`` tells the Workbench's session from other sessions of the same factory (a job's).
+    """
+
+    def __init__(self, target: scoped_session[Session], *, writable: bool, is_own: t.Callable[[Session], bool]) -> None:
+        self.target = target
+        self.writable = writable
+        self.is_own = is_own
+        self._listeners: list[tuple[t.Any, str, t.Callable[..., t.Any]]] = []
+
+    def install(self) -> None:
+        for name, fn in (
+            ("after_begin", _remember_connection),
+            ("after_transaction_end", _forget_connections),
+            ("before_flush", self._refuse_flush_when_read_only),
+        ):
+            sa.event.listen(self.target, name, fn)
+            self._listeners.append((self.target, name, fn))
+
+    def remove(self) -> None:
+        for target, name, fn in self._listeners:
+            if sa.event.contains(target, name, fn):
+                sa.event.remove(target, name, fn)
+        self._listeners.clear()
+
+    def _refuse_flush_when_read_only(self, session: Session, flush_context: t.Any, instances: t.Any) -> None:
+        if self.writable or not self.is_own(session):
+            return
+        if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+            raise ReadOnlyError(_FLUSH_REFUSED)
+
+
+def _remember_connection(session: Session, transaction: t.Any, connection: sa.Connection) -> None:
+    session.info.setdefault(CONNECTIONS_KEY, []).append(connection)
+
+
+def _forget_connections(session: Session, transaction: t.Any) -> None:
+    if transaction.parent is None:  # the root transaction ended: its connections are released
+        session.info.pop(CONNECTIONS_KEY, None)
+
+
+def plain_session(session: AnySession) -> Session:
+    """The :class:`~sqlalchemy.orm.Session` behind a ``scoped_session`` (``db.session``)."""
+    return session() if isinstance(session, scoped_session) else session
+
+
+def session_connections(session: AnySession) -> list[sa.Connection]:
+    """The connections the session's open transaction holds (as seen by :class:`SessionGuard`)."""
+    sess = plain_session(session)
+    if not sess.in_transaction():
+        return []
+    return list(sess.info.get(CONNECTIONS_KEY, ()))
+
+
+def connection_has_writes(conn: sa.Connection) -> bool:
+    """Whether ``conn``'s open transaction may hold uncommitted writes.
+
+    An invalidated connection (its DBAPI connection was lost or cancelled mid-query) holds
+    nothing any more: the server rolled its transaction back when it went away.
+    """
+    if conn.closed or conn.invalidated:
+        return False
+    return bool(conn.info.get(WRITES_KEY))
+
+
+def session_has_writes(session: AnySession, *, flush: bool = True) -> bool:
+    """Whether reads must go through ``session``'s connection to see its own writes.
+
+    Changes waiting in the session are flushed first (as the ORM's autoflush does before a
+    query), so a read-only Workbench refuses them with the same ``ReadOnlyError`` an ORM query
+    would raise.
+    """
+    sess = plain_session(session)
+    if flush and sess.autoflush and (sess.new or sess.deleted or sess.dirty):
+        sess.flush()
+    return any(connection_has_writes(conn) for conn in session_connections(sess))
+
+
+def bind_for(session: AnySession, statement: sa.Executable | None) -> sa.Engine:
+    """The engine ``session`` would run ``statement`` on (honours Flask-SQLAlchemy bind keys)."""
+    bind = plain_session(session).get_bind(clause=statement)
+    return bind.engine if isinstance(bind, sa.Connection) else bind
+
+
+@contextlib.contextmanager
+def read_connection(session: AnySession, statement: sa.Executable | None = None) -> t.Iterator[sa.Connection]:
+    """A connection to run a read on, chosen as the module docstring says.
+
+    The session's connection is used as-is and left to the session; a separate connection is
+    read-only, and rolled back and closed when the block ends, also on error.
+    """
+    sess = plain_session(session)
+    if session_has_writes(sess):
+        yield sess.connection(bind_arguments={"clause": statement} if statement is not None else None)
+        return
+    conn = bind_for(sess, statement).connect()
+    restore: str | None = None
+    try:
+        restore = make_transaction_read_only(conn)
+        yield conn
+    finally:
+        try:
+            conn.rollback()
+            if restore is not None:
+                conn.exec_driver_sql(restore)
+        finally:
+            conn.close()
+
+
+def make_transaction_read_only(conn: sa.Connection) -> str | None:
+    """Make a separate connection's transaction read-only, even on a writable Workbench: a
+    query is only meant to read, and the database should refuse anything else (SQLite's driver
+    would even autocommit a ``WITH ... DELETE``). Returns SQL that undoes it, if any."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        if conn.exec_driver_sql("PRAGMA query_only").scalar():
+            return None
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        return "PRAGMA query_only = OFF"
+    if name in ("postgresql", "mysql", "mariadb"):
+        # The next (PostgreSQL: the current) transaction only: nothing to undo.
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    return None

@@ -1,0 +1,207 @@
+"""The read pipeline: any query -> DataFrames with faithful dtypes.
+
+A read goes through three steps. :func:`~analysis.read.queries.resolve_query` turns the query
+into a statement with named, typed columns; :mod:`analysis.read.plans` decides what each column
+becomes; the route machine (:mod:`analysis.read.routes`) fetches and converts the columns batch
+by batch by the quickest route that serves the query. :func:`read_frame` assembles them into
+one DataFrame, :func:`iter_frames` into one DataFrame per chunk.
+
+These functions take the session to read with and the options; they know nothing of the
+Workbench (whose methods call them).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ..connections import bind_for, plain_session
+from ..errors import QueryError
+from ..progress import LazyProgress
+from . import routes
+from .columns import Column, assemble
+from .plans import DTYPE_BACKENDS, DtypeBackend
+from .queries import ResolvedQuery, resolve_query, resolve_statement
+
+if t.TYPE_CHECKING:
+    import pandas as pd
+
+    from ..connections import AnySession
+
+__all__ = [
+    "FrameIterator",
+    "ResolvedQuery",
+    "check_chunksize",
+    "iter_frames",
+    "read_frame",
+    "resolve_query",
+    "resolve_statement",
+]
+
+DEFAULT_DTYPE_BACKEND: DtypeBackend = "numpy_nullable"
+
+
+def read_frame(
+    session: AnySession,
+    query: t.Any,
+    *,
+    params: t.Mapping[str, t.Any] | None = None,
+    index_col: str | t.Sequence[str] | None = None,
+    columns: t.Sequence[str] | None = None,
+    dtype_backend: DtypeBackend = DEFAULT_DTYPE_BACKEND,
+    coerce_float: bool = False,
+    progress: bool = True,
+    application_name: str | None = None,
+) -> pd.DataFrame:
+    """The whole result of ``query`` as one DataFrame (see :meth:`Workbench.frame`).
+
+    ``application_name`` names the Arrow driver's own connection in ``pg_stat_activity``;
+    ``None`` reads through SQLAlchemy only.
+    """
+    check_dtype_backend(dtype_backend)
+    sess = plain_session(session)
+    resolved = narrow(resolve_statement(query, params), columns)
+    engine = bind_for(sess, resolved.statement)
+    column_plans = routes.column_plans(resolved, engine.dialect, coerce_float)
+
+    with LazyProgress("reading", enabled=progress) as bar:
+
+        def attempt(route: routes.Route) -> tuple[list[str], list[list[Column]]]:
+            names: list[str] = []
+            chunks: list[list[Column]] = []
+            for batch_names, converted in routes.converted_batches(
+                sess, engine, resolved, column_plans, route, application_name=application_name
+            ):
+                if not chunks:
+                    names, chunks = batch_names, [[] for _ in batch_names]
+                rows = len(converted[0]) if converted else 0
+                for i, column in enumerate(converted):
+                    chunks[i].append(column)
+                del converted
+                bar.update(rows)
+            return names, chunks
+
+        _, (names, chunks) = routes.run_routes(
+            routes.candidate_routes(sess, engine, application_name), attempt, on_retry=bar.reset
+        )
+        frame = assemble(names, chunks, dtype_backend)
+    if resolved.expressions is None and columns is not None:
+        frame = frame[existing(columns, list(frame.columns), "columns")]
+    return set_index(frame, index_col)
+
+
+def iter_frames(
+    session: AnySession,
+    query: t.Any,
+    *,
+    chunksize: int = 100_000,
+    params: t.Mapping[str, t.Any] | None = None,
+    index_col: str | t.Sequence[str] | None = None,
+    columns: t.Sequence[str] | None = None,
+    dtype_backend: DtypeBackend = DEFAULT_DTYPE_BACKEND,
+    coerce_float: bool = False,
+) -> FrameIterator:
+    """DataFrames of at most ``chunksize`` rows each (see :meth:`Workbench.frames`)."""
+    check_dtype_backend(dtype_backend)
+    chunksize = check_chunksize(chunksize)
+    sess = plain_session(session)
+    resolved = narrow(resolve_statement(query, params), columns)
+    engine = bind_for(sess, resolved.statement)
+    column_plans = routes.column_plans(resolved, engine.dialect, coerce_float)
+
+    def generate() -> t.Generator[pd.DataFrame, None, None]:
+        for names, converted in routes.converted_batches(
+            sess, engine, resolved, column_plans, "stream", application_name=None, batch_rows=chunksize
+        ):
+            frame = assemble(names, [[c] for c in converted], dtype_backend)
+            del converted
+            if resolved.expressions is None and columns is not None:
+                frame = frame[existing(columns, list(frame.columns), "columns")]
+            yield set_index(frame, index_col)
+
+    return FrameIterator(generate())
+
+
+class FrameIterator:
+    """An iterator of DataFrames that holds a database connection only while it iterates.
+
+    The connection (and its server-side cursor) is released when the iterator is exhausted,
+    when :meth:`close` is called or the ``with`` block ends, and when it is garbage-collected.
+    """
+
+    def __init__(self, generator: t.Generator[pd.DataFrame, None, None]) -> None:
+        self._generator = generator
+
+    def __iter__(self) -> FrameIterator:
+        return self
+
+    def __next__(self) -> pd.DataFrame:
+        return next(self._generator)
+
+    def close(self) -> None:
+        """Stop reading and release the connection. Safe to call twice."""
+        self._generator.close()
+
+    def __enter__(self) -> FrameIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def check_chunksize(chunksize: object, default: int | None = None) -> int:
+    """``chunksize`` as a number of rows, or :class:`ValueError` with the one message for it."""
+    if chunksize is None and default is not None:
+        return default
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise ValueError(f"chunksize must be a positive number of rows, not {chunksize!r}.")
+    return chunksize
+
+
+def check_dtype_backend(dtype_backend: str) -> None:
+    if dtype_backend not in DTYPE_BACKENDS:
+        raise ValueError(
+            f"dtype_backend must be one of {', '.join(map(repr, DTYPE_BACKENDS))}, not {dtype_backend!r}."
+        )
+
+
+def narrow(resolved: ResolvedQuery, columns: t.Sequence[str] | None) -> ResolvedQuery:
+    """Only ``columns`` (in that order), selected in SQL where the statement allows it."""
+    import sqlalchemy as sa
+
+    if columns is None or resolved.expressions is None:
+        return resolved
+    if isinstance(columns, str):
+        columns = [columns]
+    wanted = existing(columns, resolved.names, "columns")
+    positions = [resolved.names.index(name) for name in wanted]
+    expressions = [resolved.expressions[i] for i in positions]
+    statement = t.cast(sa.Select[t.Any], resolved.statement).with_only_columns(
+        *(expression.label(name) for expression, name in zip(expressions, wanted, strict=True)),
+        maintain_column_froms=True,
+    )
+    return ResolvedQuery(
+        statement, resolved.params, list(wanted), [resolved.types[i] for i in positions], expressions
+    )
+
+
+def existing(wanted: t.Sequence[str] | str, names: list[str], argument: str) -> list[str]:
+    """``wanted`` as a list, or :class:`QueryError` naming the columns that do not exist."""
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise QueryError(
+            f"{argument}=: no column named {', '.join(repr(u) for u in unknown)}; the query's"
+            f" columns are {', '.join(names)}."
+        )
+    return wanted
+
+
+def set_index(frame: pd.DataFrame, index_col: str | t.Sequence[str] | None) -> pd.DataFrame:
+    if index_col is None:
+        return frame
+    return frame.set_index(existing(index_col, list(frame.columns), "index_col"))
+
+
