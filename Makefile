@@ -7,7 +7,7 @@ export FLASK_APP ?= my_app
 # Jupyter refuses to run as root unless told (containers and fresh VMs often are root).
 ROOT_ARGS = $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test install demo-db bench clean
+.PHONY: lab test lint install demo-db bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,17 @@ demo-db: $(INSTALLED)
 	$(BIN)/flask --app my_app init-db
 	$(BIN)/flask --app my_app seed --if-empty --users 5000 --events 200000
 
-## Run the whole test suite (SQLite, and the PostgreSQL and MariaDB servers).
-test: $(INSTALLED)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+## Lint, type-check, then run the whole test suite (SQLite, and the PostgreSQL and MariaDB servers).
+## Tests marked `serial` (one restarts the PostgreSQL server) run first, alone; the rest on 2 workers.
+test: lint $(INSTALLED)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not serial" -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+TEST_WORKERS ?= 2
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check analysis tests bench
+	$(BIN)/mypy analysis
 
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

@@ -52,7 +52,9 @@ class ContextKeeper:
 
     def is_current(self) -> bool:
         """Whether this context is the current one here."""
-        return flask.has_app_context() and flask.globals.app_ctx._get_current_object() is self.ctx
+        # app_ctx is a werkzeug LocalProxy; _get_current_object() is its documented way to the object.
+        proxy: t.Any = flask.globals.app_ctx
+        return flask.has_app_context() and proxy._get_current_object() is self.ctx
 
     def activate(self) -> None:
         """Make the context current here (another cell, another thread), if it is not."""

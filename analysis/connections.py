@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from .errors import ReadOnlyError
 
-AnySession = t.Union[Session, "scoped_session[Session]"]
+AnySession = t.Union[Session, "scoped_session[t.Any]"]
 
 #: ``Connection.info`` key: the connection's open transaction may hold uncommitted writes.
 WRITES_KEY = "analysis.writes"
@@ -175,7 +175,9 @@ class SessionGuard:
     ``is_own`` tells the Workbench's session from other sessions of the same factory (a job's).
     """
 
-    def __init__(self, target: scoped_session[Session], *, writable: bool, is_own: t.Callable[[Session], bool]) -> None:
+    def __init__(
+        self, target: scoped_session[t.Any], *, writable: bool, is_own: t.Callable[[t.Any], bool]
+    ) -> None:
         self.target = target
         self.writable = writable
         self.is_own = is_own
@@ -251,7 +253,7 @@ def session_has_writes(session: AnySession, *, flush: bool = True) -> bool:
 
 def bind_for(session: AnySession, statement: sa.Executable | None) -> sa.Engine:
     """The engine ``session`` would run ``statement`` on (honours Flask-SQLAlchemy bind keys)."""
-    bind = plain_session(session).get_bind(clause=statement)
+    bind = plain_session(session).get_bind(clause=t.cast(sa.ClauseElement | None, statement))
     return bind.engine if isinstance(bind, sa.Connection) else bind
 
 

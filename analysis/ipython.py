@@ -31,7 +31,7 @@ def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool
     from .workbench import connect
 
     workbench = connect(app, writable=writable)
-    shell.push(shell_namespace(workbench))
+    t.cast(t.Any, shell).push(shell_namespace(workbench))
     return workbench
 
 
@@ -56,7 +56,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
 
     from .errors import AnalysisError
 
-    @register_line_magic("connect")
+    @register_line_magic("connect")  # type: ignore[arg-type]  # IPython types it as taking no function
     def connect_magic(line: str) -> Workbench:
         """%connect [--writable] [module:create_app] -- open a Workbench and inject its names."""
         args = _parse_connect_args(line)

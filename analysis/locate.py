@@ -19,7 +19,7 @@ from flask import Flask
 
 from .errors import AppFactoryError, AppNotFoundError, first_line
 
-AppSource = t.Union[Flask, t.Callable[..., Flask], str, None]
+AppSource = Flask | t.Callable[..., Flask] | str | None
 
 _FACTORY_NAMES = ("create_app", "make_app")
 _APP_NAMES = ("app", "application")

@@ -35,7 +35,7 @@ import inspect
 import types
 import typing as t
 
-from .errors import ReportNotFoundError, ParameterError
+from .errors import ParameterError, ReportNotFoundError
 
 if t.TYPE_CHECKING:
     import pandas as pd

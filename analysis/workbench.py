@@ -33,7 +33,8 @@ from .locate import AppSource, build_app
 if t.TYPE_CHECKING:
     import pandas as pd
     from flask_sqlalchemy import SQLAlchemy
-    from sqlalchemy.orm import Session, scoped_session
+    from flask_sqlalchemy.session import Session
+    from sqlalchemy.orm import scoped_session
 
     from .export import ExportResult
     from .insert import OnConflict
@@ -219,8 +220,14 @@ class Workbench:
     @property
     def models(self) -> dict[str, type]:
         """Model classes by class name, from the app's declarative registry."""
-        classes = {mapper.class_.__name__: mapper.class_ for mapper in self.db.Model.registry.mappers}
+        classes = {mapper.class_.__name__: mapper.class_ for mapper in self._registry.mappers}
         return dict(sorted(classes.items()))
+
+    @property
+    def _registry(self) -> sa.orm.registry:
+        """The app's declarative registry (``db.Model.registry``; the extension's stubs omit it)."""
+        registry: sa.orm.registry = t.cast(t.Any, self.db.Model).registry
+        return registry
 
     def __getitem__(self, name: str) -> type:
         try:
@@ -238,7 +245,7 @@ class Workbench:
         self.activate()
         models_by_table = {
             mapper.local_table.name: mapper.class_.__name__
-            for mapper in self.db.Model.registry.mappers
+            for mapper in self._registry.mappers
             if isinstance(mapper.local_table, sa.Table)
         }
         rows = []

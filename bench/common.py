@@ -39,9 +39,9 @@ def make_app(url: str, *, name: str, tablename: str) -> t.Any:
         value: Mapped[float]
         flag: Mapped[bool]
         created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
-        quantity: Mapped[t.Optional[int]]
+        quantity: Mapped[int | None]
         amount: Mapped[decimal.Decimal] = mapped_column(sa.Numeric(10, 2))
-        note: Mapped[t.Optional[str]] = mapped_column(sa.String(100))
+        note: Mapped[str | None] = mapped_column(sa.String(100))
 
     app = Flask(name)
     app.config["SQLALCHEMY_DATABASE_URI"] = url

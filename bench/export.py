@@ -39,6 +39,7 @@ from pathlib import Path
 
 from bench import common
 from bench.common import DATA, PG_URL, ROOT
+
 QUERY = "SELECT * FROM events"
 
 METHODS = {

@@ -223,6 +223,7 @@ def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
         wb = analysis.connect(app)
         import adbc_driver_postgresql.dbapi  # noqa: F401  the optional drivers, in the baseline
         import adbc_driver_sqlite.dbapi  # noqa: F401
+
         from analysis import sqlite_worker
 
         # Set-up, as ADBC's connect() above is: the SQLite reader process has started.
@@ -430,14 +431,14 @@ def main(argv: t.Sequence[str] | None = None) -> None:
             continue
         for method in methods:
             results["backends"][backend][method] = step(
-                f"{backend}: {method}", lambda: measure(method, backend, args.rows, args.repeat)
+                f"{backend}: {method}", lambda m=method, b=backend: measure(m, b, args.rows, args.repeat)
             )
     for backend in backends if frames_rows else []:
         results["frames"][backend] = {}
         for rows in frames_rows:
             results["frames"][backend][str(rows)] = step(
                 f"{backend}: Workbench.frames over {rows:,} rows",
-                lambda: (prepare(backend, rows), measure("Workbench.frames", backend, rows, 1))[1],
+                lambda b=backend, n=rows: (prepare(b, n), measure("Workbench.frames", b, n, 1))[1],
             )
     partial.write_text(json.dumps(results, indent=2))
 

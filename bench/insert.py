@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from bench import common
 from bench.common import DATA, PG_URL, ROOT
+
 SCHEMA = "bench_insert"
 
 METHODS = {

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
 from my_app import create_app
 from my_app.extensions import db
-from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
 ADMIN_PASSWORD = "test-admin-password"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -28,6 +28,7 @@ _availability: dict[str, str | None] = {}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends(*names): run only on these database backends")
     config.addinivalue_line("markers", "slow: takes several seconds (real kernels, big tables)")
+    config.addinivalue_line("markers", "serial: must run alone (restarts a database server); `make test` runs these first")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from test_export_files import wait_until_writing
 
 import analysis
 from analysis.errors import ExportError, QueryError
 from my_app.extensions import db
-from test_export_files import wait_until_writing
 
 UTC = dt.timezone.utc
 HYPERLINK = '=HYPERLINK("http://x","y")'

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
+from testing_backends import pg_admin_connection
 
 import analysis
 from analysis.errors import QueryError
 from my_app.extensions import db
 from my_app.models import Event, User
-from testing_backends import pg_admin_connection
 
 UTC = dt.timezone.utc
 
@@ -280,7 +280,7 @@ def test_join_with_colliding_names_keeps_both_columns(seeded_wb):
     joined = wb.frame(sa.select(User, Event).join(User.events).order_by(Event.id))
     assert list(joined.columns[:11]) == ["id", "email", "name", "country", "active", "plan", "signed_up_at", "birth_date", "referrer_id", "bio", "id_1"]
     assert "referrer" in joined.columns and "user_id" in joined.columns
-    assert list(zip(joined["id"], joined["id_1"], joined["user_id"])) == [tuple(p) for p in pairs]
+    assert list(zip(joined["id"], joined["id_1"], joined["user_id"], strict=True)) == [tuple(p) for p in pairs]
     raw = wb.frame("SELECT u.id, e.id, e.id AS id_1 FROM users u JOIN events e ON e.user_id = u.id ORDER BY e.id")
     # A name the query gives explicitly is kept; generated ones step around it.
     assert list(raw.columns) == ["id", "id_2", "id_1"]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from flask import Flask, has_app_context
+from testing_backends import pg_states, wait_for_no_pg_connections
 
 import analysis
 from analysis.jobs import run
@@ -21,7 +22,6 @@ from my_app.extensions import db
 from my_app.jobs.daily_summary import daily_summary
 from my_app.jobs.deactivate_idle_users import deactivate_idle_users
 from my_app.models import Data, Event, User
-from testing_backends import pg_states, wait_for_no_pg_connections
 
 pytestmark = pytest.mark.backends("sqlite", "postgresql")
 

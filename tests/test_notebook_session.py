@@ -11,7 +11,6 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
-
 from kernels import Kernel
 from testing_backends import pg_states, wait_for_no_pg_connections
 
@@ -162,6 +161,7 @@ def _pg_restart_command() -> list[str] | None:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "restart"]
 
 
+@pytest.mark.serial  # restarts the shared PostgreSQL server: nothing else may run meanwhile
 @pytest.mark.backends("postgresql")
 def test_query_after_the_server_restarted_succeeds(kernel):
     command = _pg_restart_command()

@@ -10,13 +10,13 @@ import textwrap
 import pytest
 import sqlalchemy as sa
 from flask import Flask, current_app
+from testing_backends import pg_states
 
 import analysis
 from analysis.errors import AppFactoryError, AppNotFoundError, NotConnectedError, ReadOnlyError
 from my_app import create_app
 from my_app.extensions import db
 from my_app.models import Data, User
-from testing_backends import pg_states
 
 
 @pytest.fixture
@@ -201,7 +201,7 @@ def test_close_is_idempotent_and_restores_the_engine(seeded):
     wb.close()
     wb.close()
     with pytest.raises(analysis.ConnectionClosedError):
-        wb.session
+        _ = wb.session
     # The app's own engine is no longer read-only once the Workbench is gone.
     with seeded.app_context():
         db.session.add(Data(value=3.0))

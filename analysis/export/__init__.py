@@ -264,7 +264,7 @@ def _chunks(
     engine = bind_for(session, resolved.statement)
     plans = read_routes.column_plans(resolved, engine.dialect, False)
     yield from read_routes.converted_batches(
-        session, engine, resolved, plans, t.cast(read_routes.Route, route),
+        session, engine, resolved, plans, route,
         application_name=None if application_name is None else application_name[:50] + " (export)",
         batch_rows=chunksize,
     )
@@ -338,13 +338,17 @@ def _copy_rows(
     with read_connection(session, resolved.statement) as conn:
         if not session_has_writes(session, flush=False):
             make_transaction_read_only(conn)  # a connection of our own: read-only whatever the Workbench
-        rows = copy_csv(conn, resolved.statement, resolved.params, names=resolved.names, excel_safe=excel_safe, write=write)
+        rows = copy_csv(
+            conn, resolved.statement, resolved.params, names=resolved.names, excel_safe=excel_safe, write=write
+        )
     return int(rows or 0)
 
 
 def _empty_frame(session: sa.orm.Session, resolved: ResolvedQuery) -> pd.DataFrame:
     """The query's columns with no rows, for the schema of an empty Parquet file."""
-    frame = read_frame(session, resolved.statement, params=resolved.params or None, dtype_backend="pyarrow", progress=False)
+    frame = read_frame(
+        session, resolved.statement, params=resolved.params or None, dtype_backend="pyarrow", progress=False
+    )
     return frame.iloc[:0]
 
 

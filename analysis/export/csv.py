@@ -296,7 +296,9 @@ class _EncodedSink:
         try:
             name = codecs.lookup(encoding).name
         except LookupError:
-            raise ValueError(f"Unknown encoding {encoding!r}: use 'utf-8', 'utf-8-sig' or a Python codec name.") from None
+            raise ValueError(
+                f"Unknown encoding {encoding!r}: use 'utf-8', 'utf-8-sig' or a Python codec name."
+            ) from None
         self._passthrough = name in ("utf-8", "utf-8-sig")
         if name == "utf-8-sig":
             self._raw(codecs.BOM_UTF8)

@@ -88,7 +88,10 @@ def check_target(path: Path) -> None:
     """Fail before any query runs if ``path`` cannot be written."""
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise ExportError(f"Cannot write {str(path)!r}: it is a directory. Give a file name, such as {str(path / 'export.csv')!r}.")
+        raise ExportError(
+            f"Cannot write {str(path)!r}: it is a directory. Give a file name, such as"
+            f" {str(path / 'export.csv')!r}."
+        )
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
         raise ExportError(f"Cannot write {str(path)!r}: the directory {str(parent)!r} {what}. Create it first.")

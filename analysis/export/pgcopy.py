@@ -102,7 +102,7 @@ class CopyPlan:
         inner = [f"c{i}" for i in range(len(columns))]
         selected = []
         quoted = []
-        for name, column, (oid, category) in zip(self.names, inner, columns):
+        for name, column, (oid, category) in zip(self.names, inner, columns, strict=True):
             alias = self.quote(name)
             selected.append(f"{self._spell(column, oid, category)} AS {alias}")
             if category not in (_BOOLEAN, _NUMERIC):
@@ -130,10 +130,12 @@ class CopyPlan:
         return column
 
 
-def compile_for_driver(statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect) -> tuple[str, dict[str, t.Any]]:
+def compile_for_driver(
+    statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect
+) -> tuple[str, dict[str, t.Any]]:
     """SQL text with ``%(name)s`` placeholders and parameter values for psycopg, with
     SQLAlchemy's bind processing applied (type decorators, enums, expanding ``IN``)."""
-    compiled = statement.compile(dialect=dialect)
+    compiled: t.Any = t.cast(sa.ClauseElement, statement).compile(dialect=dialect)
     state = compiled.construct_expanded_state(dict(params))
     values = {
         key: state.processors[key](value) if state.processors.get(key) else value
@@ -163,6 +165,7 @@ def copy_csv(
     quote = conn.dialect.identifier_preparer.quote_identifier
     plan = CopyPlan(names, excel_safe=excel_safe, write=write, quote=quote)
     driver_connection = conn.connection.driver_connection
+    assert driver_connection is not None
     try:
         with driver_connection.cursor() as cursor:
             plan.run(cursor, sql, values)

@@ -217,7 +217,7 @@ class Plan:
         for start in range(0, self.size, self.chunksize):
             stop = min(self.size, start + self.chunksize)
             values = []
-            for column, source in zip(self.columns, self.sources):
+            for column, source in zip(self.columns, self.sources, strict=True):
                 try:
                     values.append(source(start, stop))
                 except BadValue as e:
@@ -225,11 +225,11 @@ class Plan:
                         f"{_row(self.index, start + e.position)}, column {column.name!r}:"
                         f" {e.message}. Nothing was written."
                     ) from e
-            for row in zip(*values):
+            for row in zip(*values, strict=False):
                 self.sent += 1
                 yield row
 
-    def error(self, e: Exception, position: int | None = None) -> Exception:
+    def error(self, e: BaseException, position: int | None = None) -> BaseException:
         """The error to raise for a failure while writing (the transaction is rolled back)."""
         if isinstance(e, (InsertError, ReadOnlyError)):
             return e
@@ -328,14 +328,18 @@ def _polymorphic_fill(
     return None
 
 
-def _frame_source(series: pd.Series, convert: t.Callable[[pd.Series], list[t.Any]]) -> t.Callable[[int, int], list[t.Any]]:
+def _frame_source(
+    series: pd.Series, convert: t.Callable[[pd.Series], list[t.Any]]
+) -> t.Callable[[int, int], list[t.Any]]:
     def source(start: int, stop: int) -> list[t.Any]:
         return convert(series.iloc[start:stop])
 
     return source
 
 
-def _constant_source(value: t.Any, column: sa.Column[t.Any], dialect: sa.Dialect) -> t.Callable[[int, int], list[t.Any]]:
+def _constant_source(
+    value: t.Any, column: sa.Column[t.Any], dialect: sa.Dialect
+) -> t.Callable[[int, int], list[t.Any]]:
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
     if value is not None and process is not None:
         value = process(value)
@@ -348,7 +352,7 @@ def _constant_source(value: t.Any, column: sa.Column[t.Any], dialect: sa.Dialect
 
 def _default_source(column: sa.Column[t.Any], conn: sa.Connection) -> t.Callable[[int, int], list[t.Any]]:
     """Python-side ``default=``: a scalar, a SQL expression (evaluated once) or a callable (per row)."""
-    default = column.default
+    default: t.Any = column.default
     assert default is not None
     dialect = conn.dialect
     if default.is_scalar:

@@ -98,7 +98,7 @@ def bind_processor(type_: sa.types.TypeEngine[t.Any], dialect: sa.Dialect) -> t.
         param = impl.process_bind_param
 
         def process(value: t.Any) -> t.Any:
-            return inner(param(value, dialect))  # type: ignore[misc]
+            return inner(param(value, dialect))
 
         return process
     return _sqlite_datetime_text(impl, dialect) or impl.bind_processor(dialect)
@@ -155,7 +155,7 @@ def _objects(series: pd.Series) -> list[t.Any]:
 
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(object)
-    values = series.to_numpy(dtype=object, na_value=None)
+    values = t.cast(t.Any, series).to_numpy(dtype=object, na_value=None)
     missing = _missing(series)
     if missing.any():
         values = values.copy()  # may be a read-only view of the frame's data
@@ -181,7 +181,7 @@ def _dtype_error(series: pd.Series, expected: str) -> BadValue:
 
 def _check_objects(values: list[t.Any], accept: t.Callable[[t.Any], t.Any], expected: str) -> list[t.Any]:
     """Apply ``accept`` to each non-missing value; it returns the value to use or raises."""
-    out = []
+    out: list[t.Any] = []
     for position, value in enumerate(values):
         if value is None:
             out.append(None)
@@ -211,11 +211,13 @@ def _to_int(series: pd.Series) -> list[t.Any]:
         fractional = ~missing & ((floats != np.floor(floats)) | np.isinf(floats))
         if fractional.any():
             position = _first(fractional)
-            raise BadValue(position, f"{float(floats[position])!r} is not a whole number; the model's column takes integers")
+            raise BadValue(
+                position, f"{float(floats[position])!r} is not a whole number; the model's column takes integers"
+            )
         values = np.where(missing, 0, floats).astype(np.int64).astype(object)
         values[missing] = None
         return values.tolist()
-    if dtype == object:
+    if _is_object(dtype):
         return _check_objects(_objects(series), _accept_int, "an integer")
     raise _dtype_error(series, "integers")
 
@@ -242,7 +244,7 @@ def _to_float(series: pd.Series) -> list[t.Any]:
         if missing.any():
             values[missing] = None
         return values.tolist()
-    if dtype == object:
+    if _is_object(dtype):
         return _check_objects(_objects(series), _accept_float, "a number")
     raise _dtype_error(series, "numbers")
 
@@ -262,7 +264,7 @@ def _to_decimal(series: pd.Series) -> list[t.Any]:
     if pd.api.types.is_float_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
         # Floats are written as their shortest repr, which every backend parses exactly.
         return _to_float(series) if pd.api.types.is_float_dtype(dtype) else _to_int(series)
-    if dtype == object or (isinstance(dtype, pd.ArrowDtype) and "decimal" in str(dtype)):
+    if _is_object(dtype) or (isinstance(dtype, pd.ArrowDtype) and "decimal" in str(dtype)):
         return _check_objects(_objects(series), _accept_decimal, "a number")
     raise _dtype_error(series, "numbers (Decimal)")
 
@@ -292,7 +294,7 @@ def _to_bool(series: pd.Series) -> list[t.Any]:
         if isinstance(dtype, np.dtype):
             return series.to_numpy().tolist()
         return _objects(series)
-    if dtype == object or pd.api.types.is_numeric_dtype(dtype):
+    if _is_object(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return _check_objects(_objects(series), _accept_bool, "True or False (or 1/0)")
     raise _dtype_error(series, "booleans")
 
@@ -322,7 +324,7 @@ def _to_datetime(series: pd.Series, naive: bool) -> list[t.Any]:
         series = series.dt.floor("us")  # databases keep microseconds at most
         values = series.array.to_pydatetime()
         return _objects(pd.Series(values, index=series.index, dtype=object))
-    if dtype == object:
+    if _is_object(dtype):
         return _check_objects(_objects(series), _accept_datetime, "a datetime (use pd.to_datetime(..., utc=True))")
     raise _dtype_error(series, "datetimes (convert with pd.to_datetime(..., utc=True))")
 
@@ -372,7 +374,7 @@ def _to_date(series: pd.Series) -> list[t.Any]:
             position = _first(with_time)
             raise BadValue(position, f"{series.iloc[position]} has a time of day; the model's column is a date")
         return _objects(pd.Series(series.dt.date, index=series.index, dtype=object))
-    if dtype == object or _is_arrow(dtype):
+    if _is_object(dtype) or _is_arrow(dtype):
         return _check_objects(_objects(series), _accept_date, "a date")
     raise _dtype_error(series, "dates")
 
@@ -394,7 +396,7 @@ def _to_timedelta(series: pd.Series) -> list[t.Any]:
     if pd.api.types.is_timedelta64_dtype(series.dtype):
         values = series.dt.floor("us").array.to_pytimedelta()
         return _objects(pd.Series(values, index=series.index, dtype=object))
-    if series.dtype == object or _is_arrow(series.dtype):
+    if _is_object(series.dtype) or _is_arrow(series.dtype):
         return _check_objects(_objects(series), _accept_timedelta, "a timedelta")
     raise _dtype_error(series, "durations (timedelta)")
 
@@ -415,7 +417,7 @@ def _to_str(series: pd.Series) -> list[t.Any]:
     dtype = series.dtype
     if isinstance(dtype, pd.StringDtype):
         return _objects(series)
-    if dtype == object or isinstance(dtype, pd.CategoricalDtype) or _is_arrow(dtype):
+    if _is_object(dtype) or isinstance(dtype, pd.CategoricalDtype) or _is_arrow(dtype):
         values = _objects(series)
         if all(type(v) is str or v is None for v in values):
             return values
@@ -492,3 +494,10 @@ def _plain(value: t.Any) -> t.Any:
 
 def _reason(error: BaseException) -> str:
     return first_line(error)
+
+
+def _is_object(dtype: t.Any) -> bool:
+    """A column of Python objects (``dtype('O')``)."""
+    import numpy as np
+
+    return bool(dtype == np.dtype(object))

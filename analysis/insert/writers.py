@@ -135,7 +135,7 @@ def _write_executemany(conn: sa.Connection, plan: Plan) -> int:
     sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
     rows = plan.rows()
     while True:
-        batch = [row for _, row in zip(range(plan.chunksize), rows)]
+        batch = [row for _, row in zip(range(plan.chunksize), rows, strict=False)]
         if not batch:
             return plan.size
         start = plan.sent - len(batch)
@@ -184,6 +184,6 @@ def _find_key(plan: Plan, columns: str, values: str) -> int | None:
     if len(names) != len(parts) or not all(n in plan.frame_columns for n in names):
         return None
     mask = np.ones(plan.size, dtype=bool)
-    for name, part in zip(names, parts):
+    for name, part in zip(names, parts, strict=True):
         mask &= plan.frame[plan.frame_columns[name]].astype(str).to_numpy() == part
     return int(mask.argmax()) if mask.any() else None

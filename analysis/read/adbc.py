@@ -68,10 +68,12 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module.partition(".")[0]) is not None
 
 
-def compile_statement(statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect) -> tuple[str, tuple[t.Any, ...]]:
+def compile_statement(
+    statement: sa.Executable, params: t.Mapping[str, t.Any], dialect: sa.Dialect
+) -> tuple[str, tuple[t.Any, ...]]:
     """SQL text and positional parameter values for the driver, with SQLAlchemy's bind
     processing applied (timestamps to the stored format, enums to names...)."""
-    compiled = statement.compile(dialect=dialect)
+    compiled: t.Any = t.cast(sa.ClauseElement, statement).compile(dialect=dialect)
     state = compiled.construct_expanded_state(dict(params))
     # The expanded state lists processors only for expanded (IN) parameters.
     processors = {**getattr(compiled, "_bind_processors", {}), **state.processors}
@@ -92,7 +94,8 @@ def _driver_value(value: t.Any) -> t.Any:
 def positional_dialect(engine: sa.Engine) -> sa.Dialect:
     """A dialect like the engine's that renders the placeholders the ADBC driver expects."""
     if engine.dialect.name == "postgresql":
-        dialect = type(engine.dialect)(paramstyle="numeric_dollar")
+        dialect_class: t.Any = type(engine.dialect)
+        dialect: sa.Dialect = dialect_class(paramstyle="numeric_dollar")
         dialect.server_version_info = engine.dialect.server_version_info
         return dialect
     return engine.dialect  # SQLite: qmark, as ADBC's SQLite driver wants

@@ -44,7 +44,7 @@ class Converter:
 
         out: list[Column] = []
         for i, plan in enumerate(self.plans):
-            column, raw[i] = raw[i], None  # type: ignore[call-overload]
+            column, raw[i] = raw[i], t.cast(Column, None)  # let the raw column go as it is converted
             try:
                 converted = convert.convert_column(column, plan)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -105,7 +105,7 @@ def rows_to_columns(rows: t.Sequence[t.Sequence[t.Any]], width: int, objects: t.
     import pyarrow as pa
 
     columns: list[Column] = []
-    for i, values in enumerate(zip(*rows) if rows else [()] * width):
+    for i, values in enumerate(zip(*rows, strict=False) if rows else [()] * width):
         if i not in objects:
             try:
                 array = pa.array(values)
@@ -126,14 +126,15 @@ def _concat(parts: list[Column]) -> Column:
     if not parts:
         return empty_column()
     if all(isinstance(p, pa.Array) for p in parts):
-        types = {p.type for p in parts if not pa.types.is_null(p.type)}
+        arrays = t.cast(list[t.Any], parts)
+        types = {p.type for p in arrays if not pa.types.is_null(p.type)}
         if len(types) <= 1:
             target = types.pop() if types else pa.null()
-            return pa.chunked_array([p if p.type == target else p.cast(target) for p in parts], type=target)
+            return pa.chunked_array([p if p.type == target else p.cast(target) for p in arrays], type=target)
         try:
             schemas = [pa.schema([("c", ty)]) for ty in types]
             target = pa.unify_schemas(schemas, promote_options="permissive").field("c").type
-            return pa.chunked_array([p.cast(target) for p in parts], type=target)
+            return pa.chunked_array([p.cast(target) for p in arrays], type=target)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass
     if all(isinstance(p, np.ndarray) for p in parts):

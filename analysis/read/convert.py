@@ -14,8 +14,6 @@ import datetime as dt
 import json
 import typing as t
 
-from ..errors import Unfaithful
-
 if t.TYPE_CHECKING:
     import pyarrow as pa
 
@@ -311,7 +309,7 @@ def sample_disagrees(raw: pa.ChunkedArray, converted: t.Any, plan: ColumnPlan) -
         theirs = [None if v is None else plan.processor(v) for v in raw_values]
     except Exception:
         return True
-    return any(not _same_value(a, b) for a, b in zip(ours, theirs))
+    return any(not _same_value(a, b) for a, b in zip(ours, theirs, strict=False))
 
 
 def same_values_as_dbapi(raw: t.Any, plan: ColumnPlan, dialect_name: str) -> bool:

@@ -71,7 +71,7 @@ def plan_columns(
     *,
     coerce_float: bool = False,
 ) -> list[ColumnPlan]:
-    return [plan_column(n, ty, dialect, coerce_float=coerce_float) for n, ty in zip(names, types)]
+    return [plan_column(n, ty, dialect, coerce_float=coerce_float) for n, ty in zip(names, types, strict=True)]
 
 
 def plan_column(
@@ -148,11 +148,12 @@ def sql_cast(plan: ColumnPlan, dialect_name: str, *, everything: bool = False) -
             return sa.Float()
         if not everything:
             return None
-        return {
+        casts: dict[str, sa.types.TypeEngine[t.Any]] = {
             "int": sa.Integer(), "bool": sa.Integer(), "float": sa.Float(),
             "date": sa.Text(), "datetime": sa.Text(), "time": sa.Text(), "interval": sa.Text(), "string": sa.Text(),
             "enum": sa.Text(), "json": sa.Text(), "binary": sa.LargeBinary(),
-        }.get(plan.kind)
+        }
+        return casts.get(plan.kind)
     if dialect_name == "postgresql":
         if plan.kind == "enum":
             return sa.Text()
@@ -210,6 +211,7 @@ def _masked_array(column: pa.ChunkedArray) -> t.Any:
     import pyarrow as pa
 
     type_ = column.type
+    cls: type[t.Any]
     if pa.types.is_boolean(type_):
         cls = pd.arrays.BooleanArray
     elif pa.types.is_integer(type_):

@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import CompoundSelect, Select, TextualSelect
 
 from ..connections import is_read_statement, read_connection
 from ..errors import QueryError
+
 _UNNAMED = ("_no_label", "?", "")
 
 
@@ -109,7 +110,7 @@ def _resolve(query: t.Any, params: dict[str, t.Any]) -> ResolvedQuery:
     if isinstance(query, sa.Join):
         return _resolve_select(sa.select(*query.c), params)
     if isinstance(query, sa.ColumnElement) or hasattr(query, "__clause_element__") and isinstance(
-        getattr(query, "__clause_element__")(), sa.ColumnElement
+        query.__clause_element__(), sa.ColumnElement
     ):
         return _resolve_select(sa.select(query), params)
     if isinstance(query, sa.Executable):
@@ -133,11 +134,12 @@ def _resolve_select(stmt: Select[t.Any], params: dict[str, t.Any]) -> ResolvedQu
             for prop in mapper.column_attrs:
                 columns.append((prop.key, getattr(expr, prop.key)))
         elif isinstance(expr, sa.orm.Bundle):
-            columns += list(zip(expr.c.keys(), expr.exprs))
+            exprs = t.cast(list[sa.ColumnElement[t.Any]], expr.exprs)
+            columns += list(zip(expr.c.keys(), exprs, strict=True))
         else:
             columns.append((description["name"], expr))
     names = unique_names([_column_name(name, i) for i, (name, _) in enumerate(columns)])
-    labelled = [column.label(name) for name, (_, column) in zip(names, columns)]
+    labelled = [column.label(name) for name, (_, column) in zip(names, columns, strict=True)]
     types = [_type_of(c) for _, c in columns]
     statement = stmt.with_only_columns(*labelled, maintain_column_froms=True)
     return ResolvedQuery(
@@ -178,15 +180,20 @@ def _check_params(statement: sa.Executable, params: dict[str, t.Any]) -> dict[st
 def _bind_names(statement: sa.Executable) -> dict[str, bool]:
     """Named parameters of ``statement`` -> whether they already carry a value."""
     if isinstance(statement, TextClause) and not isinstance(statement, TextualSelect):
-        return {name: bp.value is not None or bp.callable is not None for name, bp in statement._bindparams.items()}
+        return _text_bind_names(statement)
     found: dict[str, bool] = {}
-    for element in sa.sql.visitors.iterate(statement):
+    for element in sa.sql.visitors.iterate(t.cast(sa.ClauseElement, statement)):
         if isinstance(element, sa.BindParameter) and not element.unique:
             found[element.key] = not element.required
     if isinstance(statement, TextualSelect):
-        for name, bp in statement.element._bindparams.items():
-            found[name] = bp.value is not None or bp.callable is not None
+        found.update(_text_bind_names(t.cast(TextClause, statement.element)))
     return found
+
+
+def _text_bind_names(clause: TextClause) -> dict[str, bool]:
+    """The ``:name`` parameters of raw SQL, as the compiler finds them (``Compiled.binds``)."""
+    binds = clause.compile().binds
+    return {name: bp.value is not None or bp.callable is not None for name, bp in binds.items()}
 
 
 def describe_text(resolved: ResolvedQuery, session: Session | scoped_session[Session]) -> list[str]:
