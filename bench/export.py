@@ -141,12 +141,12 @@ def run_method(method: str, backend: str, url: str, out: Path) -> float:
         for module in ("pyarrow.csv", "pyarrow.compute") if backend == "sqlite" else ():
             importlib.import_module(module)
 
-        from analysis import sqlite_worker
+        from analysis.read import sqlite_helper
 
         wb = analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": url})
         # Set-up, like connecting: SQLite's ADBC reader process has started.
         if backend == "sqlite":
-            sqlite_worker.warm_up(wait=True)
+            sqlite_helper.warm_up(wait=True)
         started = time.perf_counter()
         wb.export_csv(Event, out, progress=False)
         seconds = time.perf_counter() - started

@@ -224,11 +224,11 @@ def child(method: str, backend: str, rows: int) -> dict[str, t.Any]:
         import adbc_driver_postgresql.dbapi  # noqa: F401  the optional drivers, in the baseline
         import adbc_driver_sqlite.dbapi  # noqa: F401
 
-        from analysis import sqlite_worker
+        from analysis.read import sqlite_helper
 
         # Set-up, as ADBC's connect() above is: the SQLite reader process has started.
         if backend == "sqlite":
-            sqlite_worker.warm_up(wait=True)
+            sqlite_helper.warm_up(wait=True)
 
         def run() -> t.Any:
             return wb.frame(Row, progress=False)
@@ -303,7 +303,7 @@ def report(results: dict[str, t.Any], command: str) -> str:
         " The machine is shared: seconds vary by 30% from run to run, ratios less."
         " On SQLite, Workbench.frame reads through ADBC in a helper process (an in-process ADBC"
         " connection drops the file locks of the app's own sqlite3 connections; see"
-        " analysis/sqlite_worker.py): its peak RSS is added to ours in both columns, and its start"
+        " analysis/read/sqlite_helper.py): its peak RSS is added to ours in both columns, and its start"
         " counts as connecting, as the ADBC method's connect() does. The ADBC and connectorx rows"
         " read in-process, which is only safe when nothing else in the process has the file open."
     )
