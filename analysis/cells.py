@@ -54,3 +54,25 @@ def unregister(owner: object) -> None:
             shell.events.unregister(name, fn)
         except ValueError:
             pass  # already gone: unregistering is idempotent
+
+
+_brief_shells: set[int] = set()
+
+
+def show_briefly(exc_types: tuple[type[BaseException], ...]) -> None:
+    """Show these exceptions in a cell as their message alone, without a traceback.
+
+    The toolkit's errors say what went wrong and what to do; twenty frames of its insides only
+    bury that. ``%tb`` still prints the full traceback, and the exception keeps its cause.
+    """
+    shell = running_shell()
+    if shell is None or id(shell) in _brief_shells:
+        return
+
+    def brief(
+        shell: t.Any, etype: type[BaseException], value: BaseException, tb: t.Any, tb_offset: t.Any = None
+    ) -> None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset, exception_only=True)
+
+    t.cast(t.Any, shell).set_custom_exc(exc_types, brief)
+    _brief_shells.add(id(shell))

@@ -29,7 +29,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 
-from .errors import ReadOnlyError
+from .errors import DatabaseUnavailableError, ReadOnlyError, first_line
 
 AnySession = t.Union[Session, "scoped_session[t.Any]"]
 
@@ -66,6 +66,53 @@ def read_only_statements(dialect_name: str) -> list[str]:
     if dialect_name == "sqlite":
         return ["PRAGMA query_only = ON"]
     return []
+
+
+#: SQLSTATE classes and codes of a connection that went away: 08 (connection exception), 57P01
+#: admin shutdown (pg_terminate_backend, a server stop), 57P02 crash shutdown, 57P03 cannot
+#: connect now (starting up or shutting down).
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+#: MariaDB/MySQL client errors: 2002/2003 cannot connect, 2006 gone away, 2013 lost during query,
+#: 1053 server shutdown, 1927 connection killed.
+_MYSQL_LOST_CODES = {1053, 1927, 2002, 2003, 2006, 2013}
+_LOST_MESSAGES = re.compile(
+    r"server closed the connection|terminating connection|connection refused|could not connect"
+    r"|database system is (shutting down|starting up)|connection (is )?(closed|lost|reset)"
+    r"|lost connection|server has gone away|consuming input failed|no connection to the server",
+    re.I,
+)
+
+
+def is_connection_lost(error: BaseException | None) -> bool:
+    """Whether an error means the database went away (killed connection, server restart or
+    down), so the same work can simply be retried once it is back: not a bug, not bad SQL."""
+    if error is None:
+        return False
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        return is_connection_lost(error.orig)
+    sqlstate = getattr(error, "sqlstate", None) or getattr(getattr(error, "diag", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
+        return True
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_LOST_CODES:
+        return True
+    return bool(_LOST_MESSAGES.search(str(error)))
+
+
+def connection_lost_error(
+    error: BaseException, *, consequence: str = "Nothing was changed"
+) -> DatabaseUnavailableError:
+    """The one-line error for work cut short because the database went away.
+
+    ``consequence`` says what became of the work (an export: the file was left as it was).
+    """
+    orig = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig is not None else error
+    return DatabaseUnavailableError(
+        f"The database connection was lost ({first_line(orig)}). {consequence}; run it again"
+        " once the database is back: the next query opens a new connection by itself."
+    )
 
 
 def is_read_only_violation(error: BaseException | None) -> bool:
@@ -159,6 +206,8 @@ class EngineGuard:
             conn.info[WRITES_KEY] = True
 
     def _on_transaction_end(self, conn: sa.Connection) -> None:
+        if conn.invalidated:  # lost: nothing of it is left to track (and .info would reconnect)
+            return
         conn.info.pop(WRITES_KEY, None)
 
     def _on_checkin(self, dbapi_connection: t.Any, connection_record: t.Any) -> None:

@@ -29,11 +29,15 @@ import sys
 import time
 import typing as t
 
-from .errors import AnalysisError, JobError, first_line
+from .connections import connection_lost_error, is_connection_lost
+from .errors import AnalysisError, DatabaseUnavailableError, JobError, first_line
 from .locate import AppSource, build_app
 from .workbench import Workbench, current_or_none, default_application_name
 
 logger = logging.getLogger("analysis.jobs")
+
+#: The exit status for "the database was unavailable; try again later" (sysexits.h EX_TEMPFAIL).
+EX_TEMPFAIL = 75
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -96,6 +100,9 @@ class Job:
         run, self._run = self._run, None
         assert run is not None
         run.finish(exc)
+        if exc is not None and not isinstance(exc, AnalysisError) and is_connection_lost(exc):
+            # An outage, not a bug in the job: say so in one line, and let cron retry.
+            raise connection_lost_error(exc, consequence="The job's transaction was rolled back") from exc
 
     # -- decorator ----------------------------------------------------------------------------
 
@@ -199,7 +206,8 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
 
     For ``if __name__ == "__main__": sys.exit(analysis.jobs.run(my_job))``: logging goes to
     stderr if the program has not configured it, a failure is logged with its traceback and
-    gives 1 (130 for Ctrl-C), success gives 0, so cron and schedulers see what happened. The
+    gives 1 (130 for Ctrl-C; 75, EX_TEMPFAIL, when the database was unavailable, so a scheduler
+    can retry), success gives 0, so cron and schedulers see what happened. The
     toolkit's own errors (:class:`~analysis.AnalysisError`) are logged as their message, which
     says what to do; anything else with its traceback.
     """
@@ -209,6 +217,9 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except DatabaseUnavailableError as e:
+        logger.error("job failed: %s", e)
+        return EX_TEMPFAIL
     except AnalysisError as e:
         # The toolkit's own errors say what went wrong and what to do; a traceback adds noise.
         logger.error("job failed: %s", e)

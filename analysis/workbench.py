@@ -26,7 +26,14 @@ from flask import Flask
 from . import cells, reports
 from .appctx import ContextKeeper
 from .connections import EngineGuard, SessionGuard, connection_has_writes, session_connections
-from .errors import AppNotFoundError, ConnectionClosedError, DatabaseUnavailableError, NotConnectedError, ReadOnlyError
+from .errors import (
+    AnalysisError,
+    AppNotFoundError,
+    ConnectionClosedError,
+    DatabaseUnavailableError,
+    NotConnectedError,
+    ReadOnlyError,
+)
 from .errors import first_line as _first_line
 from .locate import AppSource, build_app
 
@@ -144,6 +151,7 @@ class Workbench:
                 adbc.warm_up(engine)
             if self.cell_hooks:
                 cells.register(self, self._before_cell, self._after_cell)
+                cells.show_briefly((AnalysisError,))
         except BaseException:
             self.close()
             raise

@@ -31,8 +31,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..connections import bind_for, make_transaction_read_only, plain_session, read_connection, session_has_writes
-from ..errors import AnalysisError, ExportError, RouteUnavailable
+from ..connections import (
+    bind_for,
+    connection_lost_error,
+    is_connection_lost,
+    make_transaction_read_only,
+    plain_session,
+    read_connection,
+    session_has_writes,
+)
+from ..errors import AnalysisError, DatabaseUnavailableError, ExportError, RouteUnavailable
 from ..progress import LazyProgress
 from ..read import ResolvedQuery, check_chunksize, read_frame, resolve_query
 from ..read import routes as read_routes
@@ -361,12 +369,20 @@ def _is_frame(value: t.Any) -> bool:
 
 @contextlib.contextmanager
 def _reporting(path: Path | None) -> t.Iterator[None]:
-    """Errors as :class:`ExportError`/:class:`QueryError` naming the file and the cause."""
+    """Errors as :class:`ExportError`/:class:`QueryError` naming the file and the cause; a lost
+    connection as :class:`DatabaseUnavailableError` saying the file was left as it was."""
     try:
         yield
+    except DatabaseUnavailableError as e:
+        cause = e.__cause__ if e.__cause__ is not None else e
+        if path is None:
+            raise
+        raise connection_lost_error(cause, consequence=f"{str(path)!r} was left as it was") from cause
     except AnalysisError:
         raise
     except sa.exc.DBAPIError as e:
+        if is_connection_lost(e) and path is not None:
+            raise connection_lost_error(e, consequence=f"{str(path)!r} was left as it was") from e
         raise query_error(e) from e
     except BrokenPipeError:
         raise  # the reader of a stream went away: the caller decides (the CLI stops quietly)

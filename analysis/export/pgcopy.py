@@ -28,6 +28,7 @@ import typing as t
 
 import sqlalchemy as sa
 
+from ..connections import connection_lost_error, is_connection_lost
 from ..errors import first_line
 from .csv import EXCEL_TRIGGERS
 
@@ -172,6 +173,8 @@ def copy_csv(
     except Exception as e:
         if not type(e).__module__.startswith("psycopg"):
             raise
+        if is_connection_lost(e):
+            raise connection_lost_error(e) from e
         reason = first_line(e)
         raise QueryError(f"The database rejected the query: {reason}\nSQL: {sql[:300]}") from e
     return plan.rows

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Query, Session, scoped_session
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import CompoundSelect, Select, TextualSelect
 
-from ..connections import is_read_statement, read_connection
-from ..errors import QueryError
+from ..connections import connection_lost_error, is_connection_lost, is_read_statement, read_connection
+from ..errors import DatabaseUnavailableError, QueryError
 
 _UNNAMED = ("_no_label", "?", "")
 
@@ -228,8 +228,11 @@ def _text_keys(conn: sa.Connection, resolved: ResolvedQuery) -> list[str]:
         result.close()
 
 
-def query_error(error: sa.exc.DBAPIError, statement: t.Any = None) -> QueryError:
-    """A :class:`QueryError` naming what the database said about a query."""
+def query_error(error: sa.exc.DBAPIError, statement: t.Any = None) -> QueryError | DatabaseUnavailableError:
+    """A :class:`QueryError` naming what the database said about a query, or, when the
+    connection went away, a :class:`DatabaseUnavailableError` saying to run it again."""
+    if is_connection_lost(error):
+        return connection_lost_error(error)
     reason = str(error.orig).strip() if error.orig is not None else str(error)
     sql = str(error.statement if error.statement is not None else statement if statement is not None else "").strip()
     if len(sql) > 300:
