@@ -75,8 +75,12 @@ def compile_statement(
     processing applied (timestamps to the stored format, enums to names...)."""
     compiled: t.Any = t.cast(sa.ClauseElement, statement).compile(dialect=dialect)
     state = compiled.construct_expanded_state(dict(params))
-    # The expanded state lists processors only for expanded (IN) parameters.
-    processors = {**getattr(compiled, "_bind_processors", {}), **state.processors}
+    # The expanded state lists processors only for expanded (IN) parameters; the others come
+    # from each bound parameter's type, as SQLAlchemy itself gets them.
+    processors = {
+        **{name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()},
+        **state.processors,
+    }
     values = {
         key: processors[key](value) if processors.get(key) else value
         for key, value in state.parameters.items()

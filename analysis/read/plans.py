@@ -34,6 +34,7 @@ import functools
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, oracle, postgresql
 
 if t.TYPE_CHECKING:
     import pandas as pd
@@ -116,15 +117,17 @@ def plan_column(
         return plan("json")
     if isinstance(base, sa.String):
         return plan("string")
-    if isinstance(base, sa.types._Binary):
+    if isinstance(base, _BINARIES):
         return plan("binary")
     # Anything else (UUID, intervals, arrays, custom types): SQLAlchemy's own processing,
     # value by value, which is slow but exactly what the ORM would give.
     return plan("python", processor=_result_processor(type_, dialect))
 
 
+#: Binary types: SQLAlchemy's, and MySQL's blobs that do not derive from LargeBinary.
+_BINARIES = (sa.LargeBinary, sa.types.BINARY, sa.types.VARBINARY, mysql.TINYBLOB, mysql.MEDIUMBLOB, mysql.LONGBLOB)
 #: SQLAlchemy's Interval and the dialects' native INTERVAL types.
-_INTERVALS = (getattr(sa.types, "_AbstractInterval", sa.Interval),)
+_INTERVALS = (sa.Interval, postgresql.INTERVAL, oracle.INTERVAL)
 
 
 def _result_processor(type_: sa.types.TypeEngine[t.Any], dialect: sa.Dialect) -> t.Callable[[t.Any], t.Any]:
