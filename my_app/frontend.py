@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, render_template
 
-from .extensions import db
+from .db import db
 from .overview import table_row_counts
 
 bp = Blueprint("frontend", __name__)

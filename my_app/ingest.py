@@ -28,7 +28,7 @@ import re
 import typing as t
 
 import sqlalchemy as sa
-from flask import Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
     BadRequest,
@@ -38,14 +38,15 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import auth
-from .api import bp
-from .extensions import db
+from . import api_keys
+from .db import db
 from .models import Data, IdempotencyRecord
 from .models.types import utcnow
 
+bp = Blueprint("ingest", __name__)
+
 FIELDS = ("value", "source", "created_at")
-SOURCE_MAX_LENGTH = Data.__table__.c.source.type.length or 120
+SOURCE_MAX_LENGTH = t.cast(sa.String, Data.__table__.c.source.type).length or 120
 _IDEMPOTENCY_KEY_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
 _UNAUTHORIZED_MESSAGE = (
     "A valid API key is required: send 'Authorization: Bearer <key>'."
@@ -78,7 +79,7 @@ class Record:
 @bp.post("/data")
 def ingest_data() -> tuple[Response, int]:
     """Insert one record or a list of records into the ``data`` table."""
-    api_key = auth.authenticate(request.headers.get("Authorization"))
+    api_key = api_keys.authenticate(request.headers.get("Authorization"))
     if api_key is None:
         db.session.rollback()
         current_app.logger.info(
@@ -261,19 +262,20 @@ def _parse_created_at(raw: t.Any, path: str, where: str) -> dt.datetime | None:
         raise InvalidRecord(
             field, f"{where}field 'created_at' needs a time zone ('Z' or '+02:00'), {example}."
         )
+    utc: dt.datetime | None
     try:
-        value = value.astimezone(dt.timezone.utc)
+        utc = value.astimezone(dt.timezone.utc)
     except OverflowError as e:
-        value = None
+        utc = None
         cause: Exception | None = e
     else:
         cause = None
     # MariaDB's DATETIME starts at year 1000; one range for every backend keeps data portable.
-    if value is None or value.year < 1000:
+    if utc is None or utc.year < 1000:
         raise InvalidRecord(
             field, f"{where}field 'created_at' must be between 1000-01-01 and 9999-12-31 UTC."
         ) from cause
-    return value
+    return utc
 
 
 def _field(path: str, name: str) -> str:

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from my_app import create_app
-from my_app.extensions import db
+from my_app.db import db
 from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
 ADMIN_PASSWORD = "test-admin-password"

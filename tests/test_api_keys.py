@@ -13,8 +13,8 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 
-from my_app import auth
-from my_app.extensions import db
+from my_app import api_keys
+from my_app.db import db
 from my_app.models import ApiKey
 
 KEY_RE = re.compile(r"myapp_[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}")
@@ -66,7 +66,7 @@ def test_the_database_holds_no_plaintext_key(app, runner, client, backend, tmp_p
 @pytest.mark.backends("sqlite", "postgresql")
 def test_keys_are_random_and_distinct(app):
     with app.app_context():
-        keys = {auth.create_api_key(f"job-{i}").key for i in range(20)}
+        keys = {api_keys.create_api_key(f"job-{i}").key for i in range(20)}
     assert len(keys) == 20
     assert all(KEY_RE.fullmatch(key) for key in keys)
     assert len({key.split(".")[0] for key in keys}) == 20
@@ -80,7 +80,7 @@ def test_a_revoked_key_gets_401_like_an_unknown_one(app, runner, client):
     result = runner.invoke(args=["api-key", "revoke", "cron"])
     assert result.exit_code == 0, result.output
     revoked = post(client, key)
-    unknown = post(client, auth.generate_key()[0])
+    unknown = post(client, api_keys.generate_key()[0])
     assert revoked.status_code == unknown.status_code == 401
     assert revoked.get_json() == unknown.get_json()
     assert revoked.headers["WWW-Authenticate"].lower().startswith("bearer")
@@ -171,16 +171,16 @@ def test_every_check_goes_through_compare_digest(app, monkeypatch):
 
     monkeypatch.setattr(hmac, "compare_digest", recording_compare_digest)
     with app.app_context():
-        key = auth.create_api_key("cron").key
+        key = api_keys.create_api_key("cron").key
         prefix = key.split(".")[0]
         wrong_secret = f"{prefix}.{'A' * 43}"
-        unknown_prefix = auth.generate_key()[0]
+        unknown_prefix = api_keys.generate_key()[0]
         almost = key[:-1] + ("A" if key[-1] != "A" else "B")
 
         outcomes = []
         for presented in (key, wrong_secret, almost, unknown_prefix):
             calls.clear()
-            outcomes.append(auth.authenticate(f"Bearer {presented}") is not None)
+            outcomes.append(api_keys.authenticate(f"Bearer {presented}") is not None)
             assert len(calls) == 1, presented
             ((a, b),) = calls
             assert len(a) == len(b) == 64 and re.fullmatch(r"[0-9a-f]{128}", a + b)
@@ -190,15 +190,15 @@ def test_every_check_goes_through_compare_digest(app, monkeypatch):
 
 
 def test_comparison_time_does_not_depend_on_how_much_of_the_key_matches():
-    """A bounded timing check of :func:`auth.keys_match`, robust on a busy machine.
+    """A bounded timing check of :func:`api_keys.keys_match`, robust on a busy machine.
 
     The same harness first shows it *can* see a leak: a character-by-character comparison
     that stops at the first difference is clearly slower when 57 of 58 characters match.
     Then the real check must show no such difference. Minimum-of-rounds timings are used
     because noise on a shared machine only ever adds time.
     """
-    key, _ = auth.generate_key()
-    stored = auth.hash_key(key)
+    key, _ = api_keys.generate_key()
+    stored = api_keys.hash_key(key)
     mismatch_first = ("B" if key[0] != "B" else "C") + key[1:]
     mismatch_last = key[:-1] + ("B" if key[-1] != "B" else "C")
 
@@ -225,7 +225,7 @@ def test_comparison_time_does_not_depend_on_how_much_of_the_key_matches():
 
     ratios = []
     for _ in range(3):
-        early, late = best_of(auth.keys_match, mismatch_first, mismatch_last, stored)
+        early, late = best_of(api_keys.keys_match, mismatch_first, mismatch_last, stored)
         ratios.append(late / early)
     assert 0.75 < statistics.median(ratios) < 1.33, ratios
 
@@ -240,7 +240,7 @@ def test_keys_never_appear_in_logs(app, runner, client, caplog):
     assert post(client, f"{key.split('.')[0]}.{'x' * 43}").status_code == 401
     assert post(client, key, {"value": "nope"}).status_code == 400
     with app.app_context():
-        assert auth.authenticate(f"Bearer {key}") is not None
+        assert api_keys.authenticate(f"Bearer {key}") is not None
         db.session.rollback()
 
     assert "inserted 1 row(s) for API key 'cron'" in caplog.text  # logging was captured

@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import analysis
 from analysis.errors import ExportError, QueryError
-from my_app.extensions import db
+from my_app.db import db
 from test_export_files import wait_until_writing
 
 UTC = dt.timezone.utc

@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 import analysis
 from analysis.errors import QueryError
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Event, User
 from testing_backends import pg_admin_connection
 

@@ -10,8 +10,8 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 
-from my_app import auth
-from my_app.extensions import db
+from my_app import api_keys
+from my_app.db import db
 from my_app.models import Data, IdempotencyRecord
 
 URL = "/api/v1/data"
@@ -22,7 +22,7 @@ ATTEMPTS = 4
 @pytest.fixture
 def key(app: t.Any) -> str:
     with app.app_context():
-        return auth.create_api_key("cron").key
+        return api_keys.create_api_key("cron").key
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -293,7 +293,7 @@ def test_reusing_an_idempotency_key_for_another_body_is_422(app, client, key):
 @pytest.mark.backends("sqlite", "postgresql")
 def test_idempotency_keys_belong_to_one_api_key(app, client, key):
     with app.app_context():
-        other_key = auth.create_api_key("other-job").key
+        other_key = api_keys.create_api_key("other-job").key
     for k in (key, other_key):
         response = client.post(
             URL, json={"value": 1}, headers={**bearer(k), "Idempotency-Key": "k"}

@@ -17,7 +17,7 @@ from flask import Flask, has_app_context
 
 import analysis
 from analysis.jobs import run
-from my_app.extensions import db
+from my_app.db import db
 from my_app.jobs.daily_summary import daily_summary
 from my_app.jobs.deactivate_idle_users import deactivate_idle_users
 from my_app.models import Data, Event, User

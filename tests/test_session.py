@@ -14,7 +14,7 @@ from flask import Flask, current_app
 import analysis
 from analysis.errors import AppFactoryError, AppNotFoundError, NotConnectedError, ReadOnlyError
 from my_app import create_app
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Data, User
 from testing_backends import pg_states
 

@@ -12,11 +12,11 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     __tablename__ = "idempotency_keys"
     # Keys are per API key: two clients choosing the same key do not collide.
     __table_args__ = (sa.UniqueConstraint("api_key_id", "key_digest"),)

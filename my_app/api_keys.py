@@ -23,7 +23,7 @@ import secrets
 
 import sqlalchemy as sa
 
-from .extensions import db
+from .db import db
 from .models import ApiKey
 from .models.types import utcnow
 
@@ -85,8 +85,8 @@ def authenticate(authorization: str | None) -> ApiKey | None:
     On success the key's ``last_used_at`` is set (in the current session; the caller commits).
     """
     token = bearer_token(authorization)
-    match = _KEY_RE.match(token) if token else None
-    if match is None:
+    match = _KEY_RE.match(token) if token is not None else None
+    if token is None or match is None:
         return None
     record = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == match["prefix"]))
     matched = keys_match(token, record.key_hash if record is not None else _DUMMY_HASH)
