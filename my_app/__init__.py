@@ -26,6 +26,10 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
     db.init_app(app)
 
+    from . import errors
+
+    errors.init_app(app)
+
     from . import admin, api, frontend
 
     app.register_blueprint(frontend.bp)

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import ingest
 from .db import db
+from .errors import DatabaseUnavailable
 from .overview import table_row_counts
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -18,6 +19,9 @@ bp.register_blueprint(ingest.bp)
 
 
 @bp.errorhandler(HTTPException)
+# Flask matches handlers by status code before class, so without this the app's HTML 503 page
+# (my_app.errors) would win over the catch-all above.
+@bp.errorhandler(DatabaseUnavailable)
 def json_error(error: HTTPException) -> tuple[t.Any, int]:
     """API clients get JSON errors, not HTML pages; headers such as WWW-Authenticate stay."""
     response = jsonify(error=error.name, message=error.description)

@@ -1,8 +1,12 @@
 """The database, as flaskr's ``db.py`` keeps it: the SQLAlchemy object, engine set-up,
-``init-db``/``drop-db``, and database errors as one-line messages.
+``init-db``/``drop-db``, and what database errors mean.
 
 ``db`` is created unbound and bound to each app by :func:`init_app`, called from
-:func:`my_app.create_app`. SQLite connections get the pragmas a web app needs.
+:func:`my_app.create_app`. SQLite connections get the pragmas a web app needs. Errors are
+sorted into two kinds: :func:`is_transient` ones (the server restarts, a connection is killed,
+a lock is held past the busy timeout) are worth retrying and become ``503 Service Unavailable``
+(see :mod:`my_app.errors`); every other database error is a bug or a misconfiguration and
+stays one.
 """
 
 from __future__ import annotations
@@ -87,6 +91,65 @@ def connection_error_message(engine: sa.Engine, error: BaseException) -> str:
         f"Cannot connect to the database at {describe_url(engine)}: {driver_message(error)}."
         " Check DATABASE_URL (or MY_APP_SQLALCHEMY_DATABASE_URI) and that the server is running."
     )
+
+
+# Errors that say "not now" rather than "never": retrying the same request later can succeed.
+_PG_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "53300",  # too_many_connections
+        "55P03",  # lock_not_available (lock_timeout)
+        "57P01",  # admin_shutdown: "terminating connection due to administrator command"
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: "the database system is shutting down / starting up"
+    }
+)
+_MYSQL_TRANSIENT_CODES = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout exceeded
+        1213,  # deadlock found when trying to get lock
+        1927,  # connection was killed
+        2002,  # can't connect through the socket
+        2003,  # can't connect to the server
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2055,  # lost connection at a system error
+        4031,  # disconnected by the server (idle timeout)
+    }
+)
+_SQLITE_TRANSIENT_MESSAGES = ("database is locked", "database table is locked")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` means the database is momentarily unavailable, not that the request
+    or the code is wrong: a refused or lost connection, a server shutting down or starting up,
+    a killed connection, SQLite busy or locked past its timeout, a deadlock, a serialization
+    failure, no free pooled connection in time. Such a request can be retried as it is.
+    """
+    if isinstance(error, (sa.exc.TimeoutError, sa.exc.DisconnectionError)):
+        return True
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", ...)  # psycopg: None when no server said anything
+    if sqlstate is not ...:
+        if sqlstate is None:
+            # psycopg raises OperationalError without a SQLSTATE only for the connection itself:
+            # refused, timed out, closed by the server.
+            return isinstance(error, sa.exc.OperationalError)
+        return sqlstate.startswith("08") or sqlstate in _PG_TRANSIENT_SQLSTATES
+    errorname = getattr(orig, "sqlite_errorname", None)  # sqlite3 on Python 3.11+
+    if isinstance(errorname, str):
+        return errorname.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):  # PyMySQL: (code, message)
+        return args[0] in _MYSQL_TRANSIENT_CODES
+    return isinstance(error, sa.exc.OperationalError) and str(orig).startswith(_SQLITE_TRANSIENT_MESSAGES)
 
 
 def database_errors_as_messages(f: F) -> F:

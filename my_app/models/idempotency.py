@@ -29,7 +29,10 @@ class IdempotencyRecord(Model):
     #: SHA-256 of the validated request, to tell a retry from a different request reusing a key.
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     status_code: Mapped[int]
+    #: The response, compact: ``{"count": n, "id_runs": [[first, last], ...]}``, so a batch of
+    #: consecutive ids is a few bytes however large it was (see my_app/idempotency.py).
     response: Mapped[dict[str, t.Any]] = mapped_column(sa.JSON)
+    #: Indexed: the purge of expired keys finds them through it, however many are stored.
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     def __repr__(self) -> str:
