@@ -457,7 +457,9 @@ def load(server: Server, database: Database, key: str, *, clients: int, requests
     }
 
 
-def run_backend(backend: str, fault: str, *, clients: int, requests: int, stored: int, cost_requests: int) -> dict[str, t.Any]:
+def run_backend(
+    backend: str, fault: str, *, clients: int, requests: int, stored: int, cost_requests: int
+) -> dict[str, t.Any]:
     database = Database(backend)
     server = None
     try:

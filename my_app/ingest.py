@@ -58,6 +58,11 @@ _data = t.cast(sa.Table, Data.__table__)
 SOURCE_MAX_LENGTH = t.cast(sa.String, _data.c.source.type).length or 120
 # Built once: building a statement costs more than running it from SQLAlchemy's compiled cache.
 _INSERT_DATA = sa.insert(_data).returning(_data.c.id, sort_by_parameter_order=True)
+# SQLAlchemy cannot promise SQLite's RETURNING order, so with sort_by_parameter_order it sends
+# one INSERT per row. SQLite gives an INTEGER PRIMARY KEY max(rowid) + 1, so ids rise in the
+# order rows are inserted, and the writer holds the database lock: multi-row INSERTs whose ids,
+# sorted, are the records' ids in order.
+_INSERT_DATA_SQLITE = sa.insert(_data).returning(_data.c.id)
 _IDEMPOTENCY_KEY_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
 _UNAUTHORIZED_MESSAGE = (
     "A valid API key is required: send 'Authorization: Bearer <key>'."
@@ -372,6 +377,8 @@ def _insert(conn: sa.Connection, records: list[Record]) -> Response:
 def _insert_rows(conn: sa.Connection, records: list[Record]) -> list[int]:
     now = utcnow()
     rows = [{"value": r.value, "source": r.source, "created_at": r.created_at or now} for r in records]
+    if conn.dialect.name == "sqlite":
+        return sorted(conn.scalars(_INSERT_DATA_SQLITE, rows))
     return list(conn.scalars(_INSERT_DATA, rows))
 
 

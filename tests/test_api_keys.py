@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from my_app import api_keys
 from my_app.db import db
-from my_app.models import ApiKey
+from my_app.models import ApiKey, Data
 
 KEY_RE = re.compile(r"myapp_[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}")
 
@@ -203,7 +203,7 @@ def test_comparison_time_does_not_depend_on_how_much_of_the_key_matches():
     mismatch_last = key[:-1] + ("B" if key[-1] != "B" else "C")
 
     def leaky_match(presented: str, expected: str) -> bool:
-        for x, y in zip(presented, expected):
+        for x, y in zip(presented, expected, strict=False):
             if x != y:
                 return False
         return len(presented) == len(expected)
@@ -246,3 +246,65 @@ def test_keys_never_appear_in_logs(app, runner, client, caplog):
     assert "inserted 1 row(s) for API key 'cron'" in caplog.text  # logging was captured
     assert "SELECT" in caplog.text
     assert secret not in caplog.text and key not in caplog.text
+
+
+def last_used(app: t.Any) -> t.Any:
+    with app.app_context():
+        return db.session.scalars(sa.select(ApiKey.last_used_at)).one()
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_last_used_at_is_written_at_most_once_per_interval(app, runner, client):
+    key = create_key(runner, "cron")
+    assert post(client, key).status_code == 201
+    first = last_used(app)
+    assert post(client, key).status_code == 201 and post(client, key).status_code == 201
+    assert last_used(app) == first  # within the minute: no write
+    app.config["API_KEY_LAST_USED_INTERVAL_SECONDS"] = 0
+    assert post(client, key).status_code == 201
+    assert last_used(app) > first
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_failing_last_used_at_update_never_fails_the_request(app, runner, client, backend, caplog):
+    key = create_key(runner, "cron")
+    with app.app_context():
+        if backend == "sqlite":
+            db.session.execute(sa.text(
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON api_keys"
+                " BEGIN SELECT RAISE(ABORT, 'last_used_at is read-only today'); END"
+            ))
+        else:
+            db.session.execute(sa.text(
+                "CREATE FUNCTION refuse_last_used() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'last_used_at is read-only today'; END $$"
+            ))
+            db.session.execute(sa.text(
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON api_keys"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_last_used()"
+            ))
+        db.session.commit()
+    response = post(client, key, [{"value": 1.0}, {"value": 2.0}])
+    assert response.status_code == 201 and response.get_json()["count"] == 2
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Data)) == 2
+    assert last_used(app) is None
+    [warning] = [r for r in caplog.records if "could not record the use of API key" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "read-only today" in warning.getMessage()
+
+
+def test_api_key_names_compare_exactly_on_every_backend(runner):
+    """'cron' and 'Cron' are two names everywhere, also on MariaDB, whose default collation
+    ignores case and accents; surrounding spaces and Unicode normalisation do not count."""
+    for name in ("cron", "Cron", "résumé", "resume"):
+        create_key(runner, name)
+    for same in ("cron ", " Cron", "re\u0301sume\u0301"):  # the last: 'é' as 'e' + combining accent
+        result = runner.invoke(args=["api-key", "create", same])
+        assert result.exit_code == 1 and "already exists" in result.output, (same, result.output)
+    unknown = runner.invoke(args=["api-key", "revoke", "CRON"])
+    assert unknown.exit_code == 1 and "No API key named 'CRON'" in unknown.output
+    assert runner.invoke(args=["api-key", "revoke", "Cron"]).exit_code == 0
+    listing = runner.invoke(args=["api-key", "list"]).output
+    lines = listing.splitlines()[1:]
+    states = {line.split()[0]: "revoked" if " revoked " in line else line.split()[-1] for line in lines}
+    assert states == {"cron": "active", "Cron": "revoked", "résumé": "active", "resume": "active"}
