@@ -163,6 +163,17 @@ class Database:
         else:
             self._admin(f"DROP DATABASE IF EXISTS `{self.name}`")
 
+    def server_version(self) -> str:
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                if self.backend == "sqlite":
+                    return "SQLite " + str(conn.exec_driver_sql("SELECT sqlite_version()").scalar())
+                version = str(conn.exec_driver_sql("SELECT version()").scalar())
+                return version.split(" on ")[0].split(",")[0] if self.backend == "postgresql" else "MariaDB " + version
+        finally:
+            engine.dispose()
+
     def kill_connections(self) -> int:
         """Kill this run's server connections (only this run's); return how many."""
         if self.backend == "postgresql":
@@ -464,6 +475,7 @@ def run_backend(
     server = None
     try:
         key, naive_key, key_id = prepare(database)
+        server_version = database.server_version()
         server = Server(database.url)
         print(f"[{backend}] cost per request, empty idempotency table ...", flush=True)
         empty = measure_cost(server, key, naive_key, requests=cost_requests, tag="empty")
@@ -474,6 +486,7 @@ def run_backend(
         full = measure_cost(server, key, naive_key, requests=cost_requests, tag="full")
         return {
             "backend": backend,
+            "server": server_version,
             "fault": fault,
             "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "empty": empty,
@@ -498,7 +511,7 @@ def summary(result: dict[str, t.Any]) -> str:
     plain_500 = sum(n for s, n in load_["statuses"].items() if s.startswith("500"))
     statuses = ", ".join(f"{s}: {n:,}" for s, n in load_["statuses"].items())
     lines = [
-        f"### {result['backend']}, fault `{result['fault']}` ({result['when']})",
+        f"### {result['backend']} ({result.get('server', '')}), fault `{result['fault']}` ({result['when']})",
         "",
         "| cost per 10-record request | worker CPU ms | median latency ms |",
         "|---|---:|---:|",
@@ -539,7 +552,10 @@ def readme_text(results: dict[str, t.Any]) -> str:
             "",
             "```sh",
             ".venv/bin/pip install -e '.[serve]'",
-            ".venv/bin/python -m bench.ingest_load --write-readme      # sqlite-lock, pg-kill, mysql-kill",
+            ".venv/bin/python -m bench.ingest_load --backends sqlite --write-readme      # fault sqlite-lock",
+            ".venv/bin/python -m bench.ingest_load --backends postgresql --write-readme  # fault pg-kill",
+            ".venv/bin/python -m bench.ingest_load --backends mysql --write-readme       # fault mysql-kill",
+            "# last and alone: it restarts the shared PostgreSQL server",
             ".venv/bin/python -m bench.ingest_load --backends postgresql --fault pg-restart --write-readme",
             "```",
             "",
