@@ -34,8 +34,8 @@ test: lint $(INSTALLED)
 TEST_WORKERS ?= 2
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check analysis tests bench
-	$(BIN)/mypy analysis
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

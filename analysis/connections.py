@@ -111,7 +111,8 @@ def connection_lost_error(
     orig = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig is not None else error
     return DatabaseUnavailableError(
         f"The database connection was lost ({first_line(orig)}). {consequence}; run it again"
-        " once the database is back: the next query opens a new connection by itself."
+        " once the database is back: the next query opens a new connection by itself.",
+        lost=True,
     )
 
 

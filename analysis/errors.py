@@ -58,7 +58,15 @@ class ConnectionClosedError(AnalysisError):
 
 
 class DatabaseUnavailableError(AnalysisError):
-    """The database server could not be reached."""
+    """The database server could not be reached, or the connection was lost mid-work.
+
+    ``lost`` is true when a connection that worked went away (a server restart, a killed
+    connection): the same work can simply be run again once the database is back.
+    """
+
+    def __init__(self, message: str, *, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
 
 
 class ReadOnlyError(AnalysisError):

@@ -206,8 +206,9 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
 
     For ``if __name__ == "__main__": sys.exit(analysis.jobs.run(my_job))``: logging goes to
     stderr if the program has not configured it, a failure is logged with its traceback and
-    gives 1 (130 for Ctrl-C; 75, EX_TEMPFAIL, when the database was unavailable, so a scheduler
-    can retry), success gives 0, so cron and schedulers see what happened. The
+    gives 1 (130 for Ctrl-C; 75, EX_TEMPFAIL, when the connection was lost midway, so a scheduler
+    can retry; a database that cannot be reached at all gives 1, as a wrong URL would), success
+    gives 0, so cron and schedulers see what happened. The
     toolkit's own errors (:class:`~analysis.AnalysisError`) are logged as their message, which
     says what to do; anything else with its traceback.
     """
@@ -219,7 +220,7 @@ def run(func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> int:
         return 130
     except DatabaseUnavailableError as e:
         logger.error("job failed: %s", e)
-        return EX_TEMPFAIL
+        return EX_TEMPFAIL if e.lost else 1
     except AnalysisError as e:
         # The toolkit's own errors say what went wrong and what to do; a traceback adds noise.
         logger.error("job failed: %s", e)

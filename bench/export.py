@@ -65,7 +65,7 @@ def prepare(backend: str, rows: int) -> str:
     import sqlalchemy as sa
 
     from my_app import create_app
-    from my_app.extensions import db
+    from my_app.db import db
     from my_app.seed import seed
 
     url = database_url(backend, rows)

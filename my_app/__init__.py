@@ -22,9 +22,13 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
     config_module.load_config(app, config)
 
-    from . import database
+    from . import db
 
-    database.init_app(app)
+    db.init_app(app)
+
+    from . import errors
+
+    errors.init_app(app)
 
     from . import admin, api, frontend
 
@@ -39,9 +43,8 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
     @app.shell_context_processor
     def shell_context() -> dict[str, t.Any]:
         from . import models
-        from .extensions import db
 
-        context: dict[str, t.Any] = {"db": db}
+        context: dict[str, t.Any] = {"db": db.db}  # the SQLAlchemy object of module my_app.db
         context.update({name: getattr(models, name) for name in models.__all__})
         return context
 

@@ -12,7 +12,7 @@ import hmac
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, render_template, request
 
-from .extensions import db
+from .db import db
 from .models import ApiKey
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -8,13 +8,20 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from .extensions import db
+from . import ingest
+from .db import db
+from .errors import DatabaseUnavailable
 from .overview import table_row_counts
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# POST /api/v1/data lives in its own module; nested here, it answers errors in this JSON too.
+bp.register_blueprint(ingest.bp)
 
 
 @bp.errorhandler(HTTPException)
+# Flask matches handlers by status code before class, so without this the app's HTML 503 page
+# (my_app.errors) would win over the catch-all above.
+@bp.errorhandler(DatabaseUnavailable)
 def json_error(error: HTTPException) -> tuple[t.Any, int]:
     """API clients get JSON errors, not HTML pages; headers such as WWW-Authenticate stay."""
     response = jsonify(error=error.name, message=error.description)
@@ -41,6 +48,3 @@ def health() -> dict[str, t.Any]:
 @bp.get("/tables")
 def tables() -> dict[str, t.Any]:
     return {"tables": [{"name": name, "rows": rows} for name, rows in table_row_counts()]}
-
-
-from . import ingest  # noqa: E402,F401  (adds POST /data to bp; imported last, as it uses bp)

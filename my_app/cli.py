@@ -1,61 +1,28 @@
-"""``flask --app my_app ...`` commands for the database: init-db, seed, drop-db."""
+"""``flask --app my_app ...`` commands besides init-db/drop-db (in :mod:`my_app.db`):
+``seed``, ``api-key create|list|revoke`` and ``run-job``.
+
+An API key is printed once, by ``api-key create``; afterwards only its name and non-secret
+prefix are shown.
+"""
 
 from __future__ import annotations
-
-import functools
-import typing as t
 
 import click
 import sqlalchemy as sa
 from flask import Flask
 from flask.cli import with_appcontext
 
-from .database import connection_error_message
-from .extensions import db
-
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+from . import api_keys
+from .db import database_errors_as_messages, db, import_models
+from .models import ApiKey
 
 
 def init_app(app: Flask) -> None:
-    app.cli.add_command(init_db_command)
     app.cli.add_command(seed_command)
-    app.cli.add_command(drop_db_command)
-    from .api_key_commands import api_key_group  # imports this module: import here, not at top
-
     app.cli.add_command(api_key_group)
     from .jobs import run_job_command  # job modules (and the analysis toolkit) load only when run
 
     app.cli.add_command(run_job_command)
-
-
-def database_errors_as_messages(f: F) -> F:
-    """Turn "server unreachable" and other driver errors into one line and exit status 1."""
-
-    @functools.wraps(f)
-    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        try:
-            return f(*args, **kwargs)
-        except sa.exc.OperationalError as e:
-            raise click.ClickException(connection_error_message(db.engine, e)) from e
-        except sa.exc.DBAPIError as e:
-            reason = str(e.orig).strip().splitlines()[0]
-            raise click.ClickException(f"The database refused the operation: {reason}") from e
-
-    return t.cast(F, wrapper)
-
-
-def _import_models() -> None:
-    from . import models  # noqa: F401  (registers the tables on db.metadata)
-
-
-@click.command("init-db")
-@with_appcontext
-@database_errors_as_messages
-def init_db_command() -> None:
-    """Create the tables that do not exist yet (safe to run twice)."""
-    _import_models()
-    db.create_all()
-    click.echo(f"Initialised the database ({len(db.metadata.tables)} tables).")
 
 
 @click.command("seed")
@@ -76,7 +43,7 @@ def seed_command(
     from . import seed as seeding
     from .models import User
 
-    _import_models()
+    import_models()
     db.create_all()
     existing = db.session.scalar(sa.select(sa.func.count()).select_from(User))
     db.session.rollback()
@@ -104,12 +71,79 @@ def seed_command(
     click.echo(f"Seeded {users:,} users, {events:,} events and {data_points:,} data points.")
 
 
-@click.command("drop-db")
+@click.group("api-key")
+def api_key_group() -> None:
+    """Create, list and revoke the API keys of the ingest endpoint."""
+
+
+def _require_table() -> None:
+    """Say "run init-db" rather than let a missing table look like a connection problem."""
+    if not sa.inspect(db.engine).has_table(ApiKey.__tablename__):
+        raise click.ClickException(
+            "The database has no api_keys table yet. Create the tables with:"
+            " flask --app my_app init-db"
+        )
+
+
+@api_key_group.command("create")
+@click.argument("name")
 @with_appcontext
-@click.confirmation_option(prompt="This deletes every table and all data. Continue?")
 @database_errors_as_messages
-def drop_db_command() -> None:
-    """Drop every table the app declares."""
-    _import_models()
-    db.drop_all()
-    click.echo("Dropped all tables.")
+def create_command(name: str) -> None:
+    """Create a key called NAME and print it (the only time it is shown)."""
+    _require_table()
+    try:
+        new = api_keys.create_api_key(name)
+    except api_keys.ApiKeyError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(
+        f"Created API key {new.record.name!r}. Copy it now: only its hash is stored,"
+        " so it cannot be shown again.\n"
+    )
+    click.echo(f"    {new.key}\n")
+    click.echo(
+        "Send it as 'Authorization: Bearer <key>'. Revoke it with:"
+        f" flask --app my_app api-key revoke {new.record.name}"
+    )
+
+
+@api_key_group.command("list")
+@with_appcontext
+@database_errors_as_messages
+def list_command() -> None:
+    """List the keys by name, with prefix, creation, last use and state (never the key)."""
+    _require_table()
+    keys = api_keys.list_api_keys()
+    if not keys:
+        click.echo("No API keys yet. Create one with: flask --app my_app api-key create NAME")
+        return
+    rows = [("name", "prefix", "created (UTC)", "last used (UTC)", "state")]
+    for key in keys:
+        rows.append(
+            (
+                key.name,
+                key.prefix,
+                f"{key.created_at:%Y-%m-%d %H:%M}",
+                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+                "active" if key.revoked_at is None else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@api_key_group.command("revoke")
+@click.argument("name")
+@with_appcontext
+@database_errors_as_messages
+def revoke_command(name: str) -> None:
+    """Revoke the key called NAME: requests that send it get 401 from now on."""
+    _require_table()
+    try:
+        record = api_keys.revoke_api_key(name)
+    except api_keys.ApiKeyError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"Revoked API key {record.name!r}.")

@@ -32,6 +32,14 @@ DEFAULTS: dict[str, t.Any] = {
     "ANALYSIS_REPORTS": "my_app.reports",
     # How long the ingest endpoint remembers an Idempotency-Key (a retry after that inserts).
     "API_IDEMPOTENCY_TTL_SECONDS": 24 * 60 * 60,
+    # Expired Idempotency-Keys are deleted at most this often per server process, at most
+    # API_IDEMPOTENCY_PURGE_BATCH at a time (sooner again while a backlog is left).
+    "API_IDEMPOTENCY_PURGE_INTERVAL_SECONDS": 60,
+    "API_IDEMPOTENCY_PURGE_BATCH": 1000,
+    # An API key's last_used_at is written at most this often (it is bookkeeping, not an audit).
+    "API_KEY_LAST_USED_INTERVAL_SECONDS": 60,
+    # What a 503 (database momentarily unavailable) tells clients to wait before retrying.
+    "RETRY_AFTER_SECONDS": 2,
 }
 
 #: Drivers used when a URL names a backend but not a driver.

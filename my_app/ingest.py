@@ -15,6 +15,14 @@ authentication (401), ``Idempotency-Key`` syntax (400), content type and encodin
 Each record is an object ``{"value": <number>, "source": <string|null>, "created_at":
 <ISO 8601 timestamp with a zone|null>}``; only ``value`` is required. The body is one record or a
 list of them; the response is ``{"ids": [...], "count": n}`` in the order of the records.
+
+An accepted request is one transaction with one commit: the key check (a read), the
+idempotency lookup (a read), the rows (one ``INSERT ... RETURNING`` executemany through
+SQLAlchemy Core) and the remembered response. The body is read before that transaction
+starts, so no client I/O happens inside it. The key's ``last_used_at`` and the purge of expired
+idempotency records are bookkeeping, done after the response is made, in their own short
+transactions, at most once a minute; their failure is logged and never fails the request.
+A database that is momentarily away answers 503 with ``Retry-After`` (:mod:`my_app.errors`).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import re
 import typing as t
 
 import sqlalchemy as sa
-from flask import Response, current_app, jsonify, request
+from flask import Blueprint, Response, after_this_request, current_app, jsonify, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
     BadRequest,
@@ -38,14 +46,23 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import auth
-from .api import bp
-from .extensions import db
-from .models import Data, IdempotencyRecord
+from . import api_keys, idempotency
+from .db import db, driver_message
+from .models import Data
 from .models.types import utcnow
 
+bp = Blueprint("ingest", __name__)
+
 FIELDS = ("value", "source", "created_at")
-SOURCE_MAX_LENGTH = Data.__table__.c.source.type.length or 120
+_data = t.cast(sa.Table, Data.__table__)
+SOURCE_MAX_LENGTH = t.cast(sa.String, _data.c.source.type).length or 120
+# Built once: building a statement costs more than running it from SQLAlchemy's compiled cache.
+_INSERT_DATA = sa.insert(_data).returning(_data.c.id, sort_by_parameter_order=True)
+# SQLAlchemy cannot promise SQLite's RETURNING order, so with sort_by_parameter_order it sends
+# one INSERT per row. SQLite gives an INTEGER PRIMARY KEY max(rowid) + 1, so ids rise in the
+# order rows are inserted, and the writer holds the database lock: multi-row INSERTs whose ids,
+# sorted, are the records' ids in order.
+_INSERT_DATA_SQLITE = sa.insert(_data).returning(_data.c.id)
 _IDEMPOTENCY_KEY_RE = re.compile(r"\A[\x21-\x7e]{1,255}\Z")
 _UNAUTHORIZED_MESSAGE = (
     "A valid API key is required: send 'Authorization: Bearer <key>'."
@@ -78,27 +95,69 @@ class Record:
 @bp.post("/data")
 def ingest_data() -> tuple[Response, int]:
     """Insert one record or a list of records into the ``data`` table."""
-    api_key = auth.authenticate(request.headers.get("Authorization"))
-    if api_key is None:
-        db.session.rollback()
-        current_app.logger.info(
-            "ingest: refused a request from %s without a valid API key", request.remote_addr
-        )
-        raise Unauthorized(_UNAUTHORIZED_MESSAGE, www_authenticate=_challenge())
-    api_key_id, api_key_name = api_key.id, api_key.name
-    db.session.commit()  # the key's last_used_at, whatever happens to the request next
-
-    idempotency_key = _idempotency_key()
-    records = parse_records(_json_body())
-    if idempotency_key is None:
-        response = _insert(records)
-    else:
-        response = _insert_once(records, api_key_id, idempotency_key)
+    authorization = request.headers.get("Authorization")
+    if api_keys.presented_key(authorization) is None:
+        _refuse()
+    body = _read_body()  # before the transaction: a slow client holds no database snapshot
+    # A connection of the request's own, not the ORM session: the endpoint is a few Core
+    # statements, and leaving the block without commit() rolls back whatever happened.
+    with db.engine.connect() as conn:
+        api_key = api_keys.authenticate(authorization, connection=conn)
+        if api_key is None:
+            _refuse()
+        after_this_request(_bookkeeping(api_key))
+        idempotency_key = _idempotency_key()
+        records = parse_records(_json_body(body))
+        if idempotency_key is None:
+            response = _insert(conn, records)
+        else:
+            response = _insert_once(conn, records, api_key.id, idempotency_key)
     if response.status_code == 201 and "Idempotent-Replayed" not in response.headers:
         current_app.logger.info(
-            "ingest: inserted %d row(s) for API key %r", len(records), api_key_name
+            "ingest: inserted %d row(s) for API key %r", len(records), api_key.name
         )
     return response, response.status_code
+
+
+def _refuse() -> t.NoReturn:
+    current_app.logger.info(
+        "ingest: refused a request from %s without a valid API key", request.remote_addr
+    )
+    raise Unauthorized(_UNAUTHORIZED_MESSAGE, www_authenticate=_challenge())
+
+
+def _bookkeeping(api_key: api_keys.AuthenticatedKey) -> t.Callable[[Response], Response]:
+    """After the response is made: the key's ``last_used_at`` when due, and the purge of
+    expired idempotency records when due. Failures are logged, never the request's."""
+
+    def bookkeeping(response: Response) -> Response:
+        app = current_app
+        config = app.config
+        try:
+            api_keys.record_use(
+                api_key, interval=dt.timedelta(seconds=float(config["API_KEY_LAST_USED_INTERVAL_SECONDS"]))
+            )
+        except sa.exc.SQLAlchemyError as e:
+            app.logger.warning(
+                "ingest: could not record the use of API key %r (the request is not affected): %s",
+                api_key.name,
+                driver_message(e),
+            )
+        purge = t.cast(idempotency.Purge, app.extensions.setdefault("my_app.idempotency_purge", idempotency.Purge()))
+        if purge.claim(float(config["API_IDEMPOTENCY_PURGE_INTERVAL_SECONDS"])):
+            try:
+                purge.run(
+                    db.engine,
+                    ttl=dt.timedelta(seconds=int(config["API_IDEMPOTENCY_TTL_SECONDS"])),
+                    batch=int(config["API_IDEMPOTENCY_PURGE_BATCH"]),
+                )
+            except sa.exc.SQLAlchemyError as e:
+                app.logger.warning(
+                    "ingest: could not purge expired Idempotency-Keys (retried later): %s", driver_message(e)
+                )
+        return response
+
+    return bookkeeping
 
 
 def _challenge() -> WWWAuthenticate:
@@ -117,7 +176,7 @@ def _idempotency_key() -> str | None:
     return value
 
 
-def _json_body() -> t.Any:
+def _json_body(body: bytes | RequestEntityTooLarge) -> t.Any:
     if not request.is_json:
         raise UnsupportedMediaType(
             f"Send the records as JSON with 'Content-Type: application/json'"
@@ -128,9 +187,10 @@ def _json_body() -> t.Any:
             f"Content-Encoding {request.content_encoding[:40]!r} is not supported;"
             " send the JSON body uncompressed."
         )
-    data = _body()
+    if isinstance(body, RequestEntityTooLarge):
+        raise body
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant)
     except RecursionError as e:
         raise BadRequest("The body is not valid JSON: it is nested too deeply.") from e
     except json.JSONDecodeError as e:
@@ -142,8 +202,9 @@ def _json_body() -> t.Any:
         raise BadRequest(f"The body is not valid JSON: {reason}.") from e
 
 
-def _body() -> bytes:
-    """The request body, or 413 past ``MAX_CONTENT_LENGTH``.
+def _read_body() -> bytes | RequestEntityTooLarge:
+    """The request body, or the 413 to answer (after the checks that come first) past
+    ``MAX_CONTENT_LENGTH``.
 
     Werkzeug refuses a too-large ``Content-Length`` up front, but a streamed (chunked) body
     is only cut at the limit, silently; one more byte from the server's stream tells a body
@@ -157,10 +218,11 @@ def _body() -> bytes:
     try:
         data = request.get_data(cache=False)
     except RequestEntityTooLarge as e:
-        raise too_large from e
+        too_large.__cause__ = e
+        return too_large
     if limit is not None and request.content_length is None and len(data) >= limit:
         if request.environ["wsgi.input"].read(1):
-            raise too_large
+            return too_large
     return data
 
 
@@ -261,19 +323,20 @@ def _parse_created_at(raw: t.Any, path: str, where: str) -> dt.datetime | None:
         raise InvalidRecord(
             field, f"{where}field 'created_at' needs a time zone ('Z' or '+02:00'), {example}."
         )
+    utc: dt.datetime | None
     try:
-        value = value.astimezone(dt.timezone.utc)
+        utc = value.astimezone(dt.timezone.utc)
     except OverflowError as e:
-        value = None
+        utc = None
         cause: Exception | None = e
     else:
         cause = None
     # MariaDB's DATETIME starts at year 1000; one range for every backend keeps data portable.
-    if value is None or value.year < 1000:
+    if utc is None or utc.year < 1000:
         raise InvalidRecord(
             field, f"{where}field 'created_at' must be between 1000-01-01 and 9999-12-31 UTC."
         ) from cause
-    return value
+    return utc
 
 
 def _field(path: str, name: str) -> str:
@@ -302,101 +365,65 @@ def fingerprint(records: list[Record]) -> str:
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
-def _insert(records: list[Record]) -> Response:
-    """Insert ``records`` in one transaction and commit; the response lists their ids."""
-    try:
-        ids = _insert_rows(records)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+def _insert(conn: sa.Connection, records: list[Record]) -> Response:
+    """Insert ``records`` and commit; the response lists their ids."""
+    ids = _insert_rows(conn, records)
+    conn.commit()
     response = jsonify(ids=ids, count=len(ids))
     response.status_code = 201
     return response
 
 
-def _insert_rows(records: list[Record]) -> list[int]:
+def _insert_rows(conn: sa.Connection, records: list[Record]) -> list[int]:
     now = utcnow()
-    rows = [
-        {"value": r.value, "source": r.source, "created_at": r.created_at or now} for r in records
-    ]
-    statement = sa.insert(Data).returning(Data.id, sort_by_parameter_order=True)
-    return list(db.session.scalars(statement, rows))
+    rows = [{"value": r.value, "source": r.source, "created_at": r.created_at or now} for r in records]
+    if conn.dialect.name == "sqlite":
+        return sorted(conn.scalars(_INSERT_DATA_SQLITE, rows))
+    return list(conn.scalars(_INSERT_DATA, rows))
 
 
-def _insert_once(records: list[Record], api_key_id: int, idempotency_key: str) -> Response:
-    """Insert unless this key was seen before; a retry gets the stored response.
+def _insert_once(conn: sa.Connection, records: list[Record], api_key_id: int, idempotency_key: str) -> Response:
+    """Insert unless this key was seen before; a retry gets the remembered response.
 
-    The idempotency record and the rows are committed in one transaction, so either both exist
-    or neither does. Two concurrent requests with one key race on the unique constraint: the
-    loser rolls back its rows and replays the winner's response.
+    The rows and the remembered response are committed in one transaction, so either both
+    exist or neither does. Two concurrent requests with one key race on the unique constraint
+    of the remembered responses: the loser rolls back its rows and replays the winner's.
     """
-    key_digest = hashlib.sha256(idempotency_key.encode("ascii")).hexdigest()
+    key_digest = idempotency.digest(idempotency_key)
     request_fingerprint = fingerprint(records)
     ttl = dt.timedelta(seconds=int(current_app.config["API_IDEMPOTENCY_TTL_SECONDS"]))
+    remembered = idempotency.find(conn, api_key_id, key_digest)
+    if remembered is not None:
+        if not idempotency.is_expired(remembered, ttl):
+            conn.rollback()
+            return _replay(remembered, request_fingerprint)
+        idempotency.forget(conn, remembered.id)  # expired, not purged yet
     try:
-        # Forget expired keys in a transaction of its own: on MariaDB the range delete takes
-        # gap locks, and two concurrent retries holding those while inserting would deadlock.
-        db.session.execute(
-            sa.delete(IdempotencyRecord).where(
-                IdempotencyRecord.api_key_id == api_key_id,
-                IdempotencyRecord.created_at < utcnow() - ttl,
-            )
+        ids = _insert_rows(conn, records)
+        idempotency.remember(
+            conn, api_key_id=api_key_id, key_digest=key_digest, fingerprint=request_fingerprint, ids=ids
         )
-        db.session.commit()
-        stored = _stored(api_key_id, key_digest)
-        if stored is not None:
-            try:
-                return _replay(stored, request_fingerprint)
-            finally:
-                db.session.rollback()
-        record = IdempotencyRecord(
-            api_key_id=api_key_id,
-            key_digest=key_digest,
-            fingerprint=request_fingerprint,
-            status_code=201,
-            response={},
-        )
-        db.session.add(record)
-        db.session.flush()  # claims the key now, before inserting a large batch
-        ids = _insert_rows(records)
-        body = {"ids": ids, "count": len(ids)}
-        record.response = body
-        db.session.commit()
+        conn.commit()
     except sa.exc.IntegrityError:
-        db.session.rollback()
-        stored = _stored(api_key_id, key_digest)
-        if stored is None:
+        conn.rollback()
+        remembered = idempotency.find(conn, api_key_id, key_digest)
+        conn.rollback()
+        if remembered is None:
             raise
         current_app.logger.info("ingest: a concurrent request with this Idempotency-Key won")
-        try:
-            return _replay(stored, request_fingerprint)
-        finally:
-            db.session.rollback()
-    except BaseException:
-        db.session.rollback()
-        raise
-    response = jsonify(body)
+        return _replay(remembered, request_fingerprint)
+    response = jsonify(ids=ids, count=len(ids))
     response.status_code = 201
     return response
 
 
-def _stored(api_key_id: int, key_digest: str) -> IdempotencyRecord | None:
-    return db.session.scalar(
-        sa.select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == api_key_id,
-            IdempotencyRecord.key_digest == key_digest,
-        )
-    )
-
-
-def _replay(stored: IdempotencyRecord, request_fingerprint: str) -> Response:
-    if stored.fingerprint != request_fingerprint:
+def _replay(remembered: idempotency.Remembered, request_fingerprint: str) -> Response:
+    if remembered.fingerprint != request_fingerprint:
         raise UnprocessableEntity(
             "This Idempotency-Key was already used for a request with a different body."
             " Send a new key for a new request; reuse a key only to retry the same request."
         )
-    response = jsonify(stored.response)
-    response.status_code = stored.status_code
+    response = jsonify(remembered.body)
+    response.status_code = remembered.status_code
     response.headers["Idempotent-Replayed"] = "true"
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .extensions import db
+from .db import db
 
 
 def table_row_counts() -> list[tuple[str, int]]:

@@ -78,13 +78,14 @@ def _sum_if(condition: t.Any, value: t.Any, type_: sa.types.TypeEngine[t.Any]) -
 def signups_by_week(since: dt.date = DEFAULT_SINCE, until: dt.date | None = None) -> sa.Select[t.Any]:
     """Sign-ups per week (weeks start on Monday, UTC), how many pay, how many are active."""
     week = week_start(User.signed_up_at)
+    columns: list[t.Any] = [
+        week.label("week"),
+        sa.func.count().label("signups"),
+        sa.type_coerce(_count_if(User.plan != Plan.free), sa.Integer).label("paying"),
+        sa.type_coerce(_count_if(User.active), sa.Integer).label("active"),
+    ]
     return (
-        sa.select(
-            week.label("week"),
-            sa.func.count().label("signups"),
-            sa.type_coerce(_count_if(User.plan != Plan.free), sa.Integer).label("paying"),
-            sa.type_coerce(_count_if(User.active), sa.Integer).label("active"),
-        )
+        sa.select(*columns)
         .where(*_between(User.signed_up_at, since, until))
         .group_by(week)
         .order_by(week)
@@ -120,7 +121,7 @@ def active_users(
 ) -> sa.Select[t.Any]:
     """Users with at least ``min_events`` events since ``since``, with their last activity."""
     events = sa.func.count(Event.id)
-    columns = (User.id, User.email, User.name, User.country, User.plan, User.signed_up_at)
+    columns: tuple[t.Any, ...] = (User.id, User.email, User.name, User.country, User.plan, User.signed_up_at)
     query = (
         sa.select(*columns, events.label("events"), sa.func.max(Event.occurred_at).label("last_seen_at"))
         .join(Event, Event.user_id == User.id)

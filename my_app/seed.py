@@ -12,7 +12,7 @@ import typing as t
 
 import sqlalchemy as sa
 
-from .extensions import db
+from .db import db
 from .models import EVENT_KINDS, Data, Event, Plan, User
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
 from my_app import create_app
-from my_app.extensions import db
+from my_app.db import db
 
 ADMIN_PASSWORD = "test-admin-password"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -13,9 +13,9 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 
-from my_app import auth
-from my_app.extensions import db
-from my_app.models import ApiKey
+from my_app import api_keys
+from my_app.db import db
+from my_app.models import ApiKey, Data
 
 KEY_RE = re.compile(r"myapp_[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{43}")
 
@@ -66,7 +66,7 @@ def test_the_database_holds_no_plaintext_key(app, runner, client, backend, tmp_p
 @pytest.mark.backends("sqlite", "postgresql")
 def test_keys_are_random_and_distinct(app):
     with app.app_context():
-        keys = {auth.create_api_key(f"job-{i}").key for i in range(20)}
+        keys = {api_keys.create_api_key(f"job-{i}").key for i in range(20)}
     assert len(keys) == 20
     assert all(KEY_RE.fullmatch(key) for key in keys)
     assert len({key.split(".")[0] for key in keys}) == 20
@@ -80,7 +80,7 @@ def test_a_revoked_key_gets_401_like_an_unknown_one(app, runner, client):
     result = runner.invoke(args=["api-key", "revoke", "cron"])
     assert result.exit_code == 0, result.output
     revoked = post(client, key)
-    unknown = post(client, auth.generate_key()[0])
+    unknown = post(client, api_keys.generate_key()[0])
     assert revoked.status_code == unknown.status_code == 401
     assert revoked.get_json() == unknown.get_json()
     assert revoked.headers["WWW-Authenticate"].lower().startswith("bearer")
@@ -171,16 +171,16 @@ def test_every_check_goes_through_compare_digest(app, monkeypatch):
 
     monkeypatch.setattr(hmac, "compare_digest", recording_compare_digest)
     with app.app_context():
-        key = auth.create_api_key("cron").key
+        key = api_keys.create_api_key("cron").key
         prefix = key.split(".")[0]
         wrong_secret = f"{prefix}.{'A' * 43}"
-        unknown_prefix = auth.generate_key()[0]
+        unknown_prefix = api_keys.generate_key()[0]
         almost = key[:-1] + ("A" if key[-1] != "A" else "B")
 
         outcomes = []
         for presented in (key, wrong_secret, almost, unknown_prefix):
             calls.clear()
-            outcomes.append(auth.authenticate(f"Bearer {presented}") is not None)
+            outcomes.append(api_keys.authenticate(f"Bearer {presented}") is not None)
             assert len(calls) == 1, presented
             ((a, b),) = calls
             assert len(a) == len(b) == 64 and re.fullmatch(r"[0-9a-f]{128}", a + b)
@@ -190,15 +190,15 @@ def test_every_check_goes_through_compare_digest(app, monkeypatch):
 
 
 def test_comparison_time_does_not_depend_on_how_much_of_the_key_matches():
-    """A bounded timing check of :func:`auth.keys_match`, robust on a busy machine.
+    """A bounded timing check of :func:`api_keys.keys_match`, robust on a busy machine.
 
     The same harness first shows it *can* see a leak: a character-by-character comparison
     that stops at the first difference is clearly slower when 57 of 58 characters match.
     Then the real check must show no such difference. Minimum-of-rounds timings are used
     because noise on a shared machine only ever adds time.
     """
-    key, _ = auth.generate_key()
-    stored = auth.hash_key(key)
+    key, _ = api_keys.generate_key()
+    stored = api_keys.hash_key(key)
     mismatch_first = ("B" if key[0] != "B" else "C") + key[1:]
     mismatch_last = key[:-1] + ("B" if key[-1] != "B" else "C")
 
@@ -225,7 +225,7 @@ def test_comparison_time_does_not_depend_on_how_much_of_the_key_matches():
 
     ratios = []
     for _ in range(3):
-        early, late = best_of(auth.keys_match, mismatch_first, mismatch_last, stored)
+        early, late = best_of(api_keys.keys_match, mismatch_first, mismatch_last, stored)
         ratios.append(late / early)
     assert 0.75 < statistics.median(ratios) < 1.33, ratios
 
@@ -240,9 +240,71 @@ def test_keys_never_appear_in_logs(app, runner, client, caplog):
     assert post(client, f"{key.split('.')[0]}.{'x' * 43}").status_code == 401
     assert post(client, key, {"value": "nope"}).status_code == 400
     with app.app_context():
-        assert auth.authenticate(f"Bearer {key}") is not None
+        assert api_keys.authenticate(f"Bearer {key}") is not None
         db.session.rollback()
 
     assert "inserted 1 row(s) for API key 'cron'" in caplog.text  # logging was captured
     assert "SELECT" in caplog.text
     assert secret not in caplog.text and key not in caplog.text
+
+
+def last_used(app: t.Any) -> t.Any:
+    with app.app_context():
+        return db.session.scalars(sa.select(ApiKey.last_used_at)).one()
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_last_used_at_is_written_at_most_once_per_interval(app, runner, client):
+    key = create_key(runner, "cron")
+    assert post(client, key).status_code == 201
+    first = last_used(app)
+    assert post(client, key).status_code == 201 and post(client, key).status_code == 201
+    assert last_used(app) == first  # within the minute: no write
+    app.config["API_KEY_LAST_USED_INTERVAL_SECONDS"] = 0
+    assert post(client, key).status_code == 201
+    assert last_used(app) > first
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_failing_last_used_at_update_never_fails_the_request(app, runner, client, backend, caplog):
+    key = create_key(runner, "cron")
+    with app.app_context():
+        if backend == "sqlite":
+            db.session.execute(sa.text(
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON api_keys"
+                " BEGIN SELECT RAISE(ABORT, 'last_used_at is read-only today'); END"
+            ))
+        else:
+            db.session.execute(sa.text(
+                "CREATE FUNCTION refuse_last_used() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'last_used_at is read-only today'; END $$"
+            ))
+            db.session.execute(sa.text(
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON api_keys"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_last_used()"
+            ))
+        db.session.commit()
+    response = post(client, key, [{"value": 1.0}, {"value": 2.0}])
+    assert response.status_code == 201 and response.get_json()["count"] == 2
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Data)) == 2
+    assert last_used(app) is None
+    [warning] = [r for r in caplog.records if "could not record the use of API key" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "read-only today" in warning.getMessage()
+
+
+def test_api_key_names_compare_exactly_on_every_backend(runner):
+    """'cron' and 'Cron' are two names everywhere, also on MariaDB, whose default collation
+    ignores case and accents; surrounding spaces and Unicode normalisation do not count."""
+    for name in ("cron", "Cron", "résumé", "resume"):
+        create_key(runner, name)
+    for same in ("cron ", " Cron", "re\u0301sume\u0301"):  # the last: 'é' as 'e' + combining accent
+        result = runner.invoke(args=["api-key", "create", same])
+        assert result.exit_code == 1 and "already exists" in result.output, (same, result.output)
+    unknown = runner.invoke(args=["api-key", "revoke", "CRON"])
+    assert unknown.exit_code == 1 and "No API key named 'CRON'" in unknown.output
+    assert runner.invoke(args=["api-key", "revoke", "Cron"]).exit_code == 0
+    listing = runner.invoke(args=["api-key", "list"]).output
+    lines = listing.splitlines()[1:]
+    states = {line.split()[0]: "revoked" if " revoked " in line else line.split()[-1] for line in lines}
+    assert states == {"cron": "active", "Cron": "revoked", "résumé": "active", "resume": "active"}

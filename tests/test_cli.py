@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Data, Event, User
 
 

@@ -26,7 +26,7 @@ from test_export_files import wait_until_writing
 
 import analysis
 from analysis.errors import ExportError, QueryError
-from my_app.extensions import db
+from my_app.db import db
 
 UTC = dt.timezone.utc
 HYPERLINK = '=HYPERLINK("http://x","y")'

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from analysis.cli import export_command, report_command
-from my_app.extensions import db
+from my_app.db import db
 
 
 def rows_in(path) -> list[dict[str, str]]:

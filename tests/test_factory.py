@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from my_app import create_app
 from my_app.config import ConfigError, normalize_database_url
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Data, Event, Plan, User
 
 

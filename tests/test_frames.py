@@ -26,7 +26,7 @@ from testing_backends import pg_admin_connection
 
 import analysis
 from analysis.errors import QueryError
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Event, User
 
 UTC = dt.timezone.utc

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Bundle, aliased
 import analysis
 from analysis.errors import QueryError
 from analysis.read.queries import ResolvedQuery, resolve_query, unique_names
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Event, User
 
 USER_COLUMNS = ["id", "email", "name", "country", "active", "plan", "signed_up_at", "birth_date", "referrer_id", "bio"]

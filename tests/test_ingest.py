@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
+import time
 import typing as t
 
 import pytest
 import sqlalchemy as sa
 
-from my_app import auth
-from my_app.extensions import db
-from my_app.models import Data, IdempotencyRecord
+from my_app import api_keys
+from my_app.db import db
+from my_app.models import ApiKey, Data, IdempotencyRecord
 
 URL = "/api/v1/data"
 UNAUTHORIZED = "A valid API key is required"
@@ -22,7 +24,7 @@ ATTEMPTS = 4
 @pytest.fixture
 def key(app: t.Any) -> str:
     with app.app_context():
-        return auth.create_api_key("cron").key
+        return api_keys.create_api_key("cron").key
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -293,7 +295,7 @@ def test_reusing_an_idempotency_key_for_another_body_is_422(app, client, key):
 @pytest.mark.backends("sqlite", "postgresql")
 def test_idempotency_keys_belong_to_one_api_key(app, client, key):
     with app.app_context():
-        other_key = auth.create_api_key("other-job").key
+        other_key = api_keys.create_api_key("other-job").key
     for k in (key, other_key):
         response = client.post(
             URL, json={"value": 1}, headers={**bearer(k), "Idempotency-Key": "k"}
@@ -349,3 +351,110 @@ def test_concurrent_retries_with_one_idempotency_key_insert_once(app, key):
         assert responses[0].get_json() == responses[1].get_json()
         assert sorted("Idempotent-Replayed" in r.headers for r in responses) == [False, True]
     assert len(rows(app)) == ATTEMPTS * 2000
+
+
+@pytest.mark.backends("sqlite")
+def test_a_genuine_database_error_stays_a_500_with_its_traceback(app, client, key, caplog):
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not re-raise to the test
+    with app.app_context():
+        Data.__table__.drop(db.engine)
+    response = client.post(URL, json={"value": 1}, headers=bearer(key))
+    assert response.status_code == 500 and "Retry-After" not in response.headers
+    assert response.get_json()["error"] == "Internal Server Error"
+    [logged] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.getMessage().startswith("Exception on /api/v1/data [POST]")
+    assert logged.exc_info is not None and "no such table: data" in str(logged.exc_info[1])
+    assert not [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
+
+
+@pytest.mark.backends("sqlite", "postgresql", "mysql")
+def test_an_accepted_request_is_one_transaction_with_one_commit_and_no_update(app, client, key):
+    headers = bearer(key)
+    assert client.post(URL, json={"value": 0}, headers={**headers, "Idempotency-Key": "a"}).status_code == 201
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+    listeners = {
+        "begin": lambda conn: seen.append("BEGIN"),
+        "commit": lambda conn: seen.append("COMMIT"),
+        "rollback": lambda conn: seen.append("ROLLBACK"),
+        "before_cursor_execute": lambda conn, cursor, statement, *args: seen.append(statement.split()[0].upper()),
+    }
+    for name, listener in listeners.items():
+        sa.event.listen(engine, name, listener)
+    try:
+        records = [{"value": float(i)} for i in range(10)]
+        response = client.post(URL, json=records, headers={**headers, "Idempotency-Key": "b"})
+    finally:
+        for name, listener in listeners.items():
+            sa.event.remove(engine, name, listener)
+    assert response.status_code == 201
+    # the key, the idempotency lookup, the 10 rows in one statement, the remembered response;
+    # last_used_at was written a moment ago and the purge ran with the first request
+    statements = [s for s in seen if s not in ("BEGIN", "COMMIT", "ROLLBACK")]
+    assert statements in (["SELECT", "SELECT", "INSERT", "INSERT"], ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"])
+    assert seen.count("COMMIT") == 1 and "ROLLBACK" not in seen and seen.count("BEGIN") <= 1
+    assert len(rows(app)) == 11
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_a_large_batch_is_remembered_in_a_few_bytes_and_replayed_in_full(app, client, key):
+    headers = {**bearer(key), "Idempotency-Key": "big"}
+    records = [{"value": float(i)} for i in range(5000)]
+    first = client.post(URL, json=records, headers=headers)
+    assert first.status_code == 201
+    with app.app_context():
+        [stored] = db.session.scalars(sa.select(IdempotencyRecord.response)).all()
+    assert len(json.dumps(stored)) < 100, stored
+    replay = client.post(URL, json=records, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == first.get_json() and len(replay.get_json()["ids"]) == 5000
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_expired_idempotency_records_are_purged_in_bounded_batches_not_on_every_request(app, client, key):
+    app.config["API_IDEMPOTENCY_PURGE_BATCH"] = 1000
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)
+    with app.app_context():
+        key_id = db.session.scalar(sa.select(ApiKey.id))
+        db.session.execute(
+            sa.insert(IdempotencyRecord),
+            [
+                {"api_key_id": key_id, "key_digest": f"{i:064x}", "fingerprint": "0" * 64, "status_code": 201,
+                 "response": {"count": 0, "id_runs": []}, "created_at": old}
+                for i in range(2500)
+            ],
+        )
+        db.session.commit()
+
+    def expired() -> int:
+        with app.app_context():
+            query = sa.select(sa.func.count()).select_from(IdempotencyRecord)
+            return db.session.scalar(query.where(IdempotencyRecord.created_at < old + dt.timedelta(days=1)))
+
+    def send(n: int) -> None:
+        response = client.post(URL, json={"value": n}, headers={**bearer(key), "Idempotency-Key": f"k{n}"})
+        assert response.status_code == 201
+
+    send(1)
+    assert expired() == 1500  # one bounded batch
+    send(2)
+    assert expired() == 1500  # not on every request
+    time.sleep(1.1)  # a backlog is taken a second later, not after the whole interval
+    send(3)
+    assert expired() == 500
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyRecord)) == 503
+
+
+@pytest.mark.backends("sqlite")
+def test_the_purge_of_expired_records_is_served_by_an_index(app):
+    with app.app_context(), db.engine.connect() as conn:
+        table = IdempotencyRecord.__table__
+        purge = (
+            sa.select(table.c.id).where(table.c.created_at < dt.datetime.now(dt.timezone.utc))
+            .order_by(table.c.created_at).limit(1000)
+        )
+        compiled = purge.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = " ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert re.search(r"USING (COVERING )?INDEX ix_idempotency_keys_created_at", plan), plan

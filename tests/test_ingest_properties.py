@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from my_app import auth
-from my_app.extensions import db
+from my_app import api_keys
+from my_app.db import db
 from my_app.models import Data
 
 URL = "/api/v1/data"
@@ -161,16 +161,16 @@ def requests(draw: st.DrawFn) -> Request:
 @pytest.fixture
 def keys(app: t.Any) -> dict[str, str]:
     with app.app_context():
-        valid = auth.create_api_key("cron").key
-        revoked = auth.create_api_key("old").key
-        auth.revoke_api_key("old")
+        valid = api_keys.create_api_key("cron").key
+        revoked = api_keys.create_api_key("old").key
+        api_keys.revoke_api_key("old")
     prefix = valid.split(".")[0]
     return {
         "valid": f"Bearer {valid}",
         "valid-lowercase-scheme": f"bearer {valid}",
         "revoked": f"Bearer {revoked}",
         "wrong-secret": f"Bearer {prefix}.{'A' * 43}",
-        "unknown": f"Bearer {auth.generate_key()[0]}",
+        "unknown": f"Bearer {api_keys.generate_key()[0]}",
         "garbage": "Bearer \u00e9\u00e9 " + valid,
         "no-scheme": valid,
         "basic": "Basic Y3Jvbjpzb21ldGhpbmc=",

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from my_app import auth
-from my_app.extensions import db
+from my_app import api_keys
+from my_app.db import db
 from my_app.models import Data
 
 README = Path(__file__).parent.parent / "README.md"
@@ -59,7 +59,7 @@ def readme_cron_command(url: str, headers_file: Path, reading: str) -> str:
 @pytest.mark.backends("sqlite")
 def test_the_readme_crontab_line_inserts_once_per_run(app, server, tmp_path):
     with app.app_context():
-        key = auth.create_api_key("boiler-room").key
+        key = api_keys.create_api_key("boiler-room").key
     headers_file = tmp_path / "ingest.headers"
     headers_file.write_text(f"Authorization: Bearer {key}\n")
     headers_file.chmod(0o600)
@@ -100,7 +100,7 @@ def test_the_readme_line_fails_loudly_with_a_bad_key(server, tmp_path):
 def test_a_streamed_body_past_the_limit_is_413_not_truncated(app, server, tmp_path):
     """Werkzeug only cuts a chunked body at MAX_CONTENT_LENGTH; the endpoint must say 413."""
     with app.app_context():
-        key = auth.create_api_key("cron").key
+        key = api_keys.create_api_key("cron").key
     app.config["MAX_CONTENT_LENGTH"] = 1000
     url = f"{server}/api/v1/data"
 
@@ -146,7 +146,7 @@ def test_a_streamed_body_past_the_limit_is_413_not_truncated(app, server, tmp_pa
 def test_the_server_log_never_shows_the_key(app, server, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     with app.app_context():
-        key = auth.create_api_key("cron").key
+        key = api_keys.create_api_key("cron").key
     headers_file = tmp_path / "ingest.headers"
     headers_file.write_text(f"Authorization: Bearer {key}\n")
     command = readme_cron_command(server, headers_file, '{"value": 2}')

@@ -18,7 +18,7 @@ from testing_backends import pg_states, wait_for_no_pg_connections
 
 import analysis
 from analysis.jobs import run
-from my_app.extensions import db
+from my_app.db import db
 from my_app.jobs.daily_summary import daily_summary
 from my_app.jobs.deactivate_idle_users import deactivate_idle_users
 from my_app.models import Data, Event, User

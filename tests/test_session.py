@@ -15,7 +15,7 @@ from testing_backends import pg_states
 import analysis
 from analysis.errors import AppFactoryError, AppNotFoundError, NotConnectedError, ReadOnlyError
 from my_app import create_app
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Data, User
 
 

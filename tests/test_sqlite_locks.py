@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import analysis
-from my_app.extensions import db
+from my_app.db import db
 from my_app.models import Data, User
 
 pytestmark = pytest.mark.backends("sqlite")

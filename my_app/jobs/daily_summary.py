@@ -52,7 +52,10 @@ def daily_summary(wb: Workbench, day: dt.date) -> int:
     summary = pd.DataFrame(rows, columns=["kind", "events", "users", "mobile_events", "amount"])
     summary.insert(0, "day", day)
 
-    replaced = wb.session.execute(sa.delete(DailyEventSummary).where(DailyEventSummary.day == day))
+    replaced = t.cast(
+        "sa.CursorResult[t.Any]",
+        wb.session.execute(sa.delete(DailyEventSummary).where(DailyEventSummary.day == day)),
+    )
     wb.insert_frame(DailyEventSummary, summary)
     logger.info(
         "%s: %d events of %d kinds summarised (%d old rows replaced)",

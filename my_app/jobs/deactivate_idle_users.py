@@ -51,9 +51,12 @@ def deactivate_idle_users(
         count = wb.session.scalar(sa.select(sa.func.count()).select_from(User).where(condition))
         logger.info("dry run: %d users idle for %d days before %s; nothing changed", count, idle_days, as_of)
         return int(count or 0)
-    result = wb.session.execute(
-        sa.update(User).where(condition).values(active=False),
-        execution_options={"synchronize_session": False},
+    result = t.cast(
+        "sa.CursorResult[t.Any]",
+        wb.session.execute(
+            sa.update(User).where(condition).values(active=False),
+            execution_options={"synchronize_session": False},
+        ),
     )
     logger.info("%d users idle for %d days before %s deactivated", result.rowcount, idle_days, as_of)
     return int(result.rowcount)

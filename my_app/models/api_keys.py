@@ -7,17 +7,18 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .types import UTCDateTime, utcnow
+from ..db import Model
+from .types import UTCDateTime, exact_string, utcnow
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    #: Compared exactly on every backend: 'cron' and 'Cron' are two names (see api_keys.py).
+    name: Mapped[str] = mapped_column(exact_string(120), unique=True)
     #: Public, non-secret part of the key, used to find the row without scanning hashes.
-    prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    prefix: Mapped[str] = mapped_column(exact_string(16), unique=True)
     #: SHA-256 of the whole key; the plaintext key is never stored.
     key_hash: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,11 +7,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 
-class Data(db.Model):
+class Data(Model):
     __tablename__ = "data"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -9,7 +9,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 if t.TYPE_CHECKING:
@@ -30,7 +30,7 @@ EVENT_KINDS = (
 )
 
 
-class Event(db.Model):
+class Event(Model):
     __tablename__ = "events"
     __table_args__ = (sa.Index("ix_events_user_occurred", "user_id", "occurred_at"),)
 

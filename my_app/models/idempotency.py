@@ -12,11 +12,11 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 
-class IdempotencyRecord(db.Model):
+class IdempotencyRecord(Model):
     __tablename__ = "idempotency_keys"
     # Keys are per API key: two clients choosing the same key do not collide.
     __table_args__ = (sa.UniqueConstraint("api_key_id", "key_digest"),)
@@ -29,7 +29,10 @@ class IdempotencyRecord(db.Model):
     #: SHA-256 of the validated request, to tell a retry from a different request reusing a key.
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     status_code: Mapped[int]
+    #: The response, compact: ``{"count": n, "id_runs": [[first, last], ...]}``, so a batch of
+    #: consecutive ids is a few bytes however large it was (see my_app/idempotency.py).
     response: Mapped[dict[str, t.Any]] = mapped_column(sa.JSON)
+    #: Indexed: the purge of expired keys finds them through it, however many are stored.
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     def __repr__(self) -> str:

@@ -8,11 +8,11 @@ import decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 
-class DailyEventSummary(db.Model):
+class DailyEventSummary(Model):
     """One row per UTC day and event kind, written by ``my_app.jobs.daily_summary``.
 
     The job replaces a day's rows as a whole, so re-running it for the same day gives the same

@@ -13,6 +13,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def exact_string(length: int) -> sa.types.TypeEngine[str]:
+    """``VARCHAR(length)`` whose comparisons are exact (code point by code point) everywhere.
+
+    SQLite and PostgreSQL compare text exactly already. MariaDB's default utf8mb4 collations
+    ignore case and accents (``'Cron' = 'cron'``, ``'é' = 'e'``), so there the column is
+    ``utf8mb4_bin``. Callers strip trailing spaces, which MariaDB would pad away.
+    """
+    from sqlalchemy.dialects import mysql
+
+    binary = mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin")
+    return sa.String(length).with_variant(binary, "mysql", "mariadb")
+
+
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     """A timezone-aware timestamp that comes back aware on every backend.
 

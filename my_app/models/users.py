@@ -9,7 +9,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..db import Model
 from .types import UTCDateTime, utcnow
 
 if t.TYPE_CHECKING:
@@ -25,7 +25,7 @@ class Plan(enum.Enum):
     enterprise = "enterprise"
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

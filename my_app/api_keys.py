@@ -11,21 +11,32 @@ the comparison takes the same time however many leading characters match. An unk
 is still hashed and compared against a dummy digest, and every way of failing (no header, a
 malformed header, an unknown, wrong or revoked key) ends in the same ``None``: callers answer
 all of them with one message, so responses are no oracle.
+
+Checking a key only reads. Its ``last_used_at`` is bookkeeping, written by :func:`record_use`
+at most once per interval, in a transaction of its own after the request's.
+
+Names are compared exactly on every backend: ``cron`` and ``Cron`` are two keys, and ``é``
+written as one code point or as ``e`` plus an accent is the same name (names are stored in
+Unicode NFC, without surrounding spaces). MariaDB's case- and accent-insensitive default
+collation is replaced by ``utf8mb4_bin`` on these columns (:func:`my_app.models.types.exact_string`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
+import typing as t
+import unicodedata
 
 import sqlalchemy as sa
 
-from .extensions import db
+from .db import db
 from .models import ApiKey
-from .models.types import utcnow
+from .models.types import UTCDateTime, utcnow
 
 #: Marks a string as one of this app's keys (for people and for secret scanners).
 KEY_TAG = "myapp_"
@@ -38,9 +49,32 @@ _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 MAX_NAME_LENGTH = 120
 
+_keys = t.cast(sa.Table, ApiKey.__table__)
+# Built once: building a statement costs more than running it from SQLAlchemy's compiled cache.
+_BY_PREFIX = sa.select(_keys.c.id, _keys.c.name, _keys.c.key_hash, _keys.c.revoked_at, _keys.c.last_used_at).where(
+    _keys.c.prefix == sa.bindparam("prefix")
+)
+_RECORD_USE = (
+    sa.update(_keys)
+    .where(
+        _keys.c.id == sa.bindparam("key_id"),
+        sa.or_(_keys.c.last_used_at.is_(None), _keys.c.last_used_at < sa.bindparam("since", type_=UTCDateTime)),
+    )
+    .values(last_used_at=sa.bindparam("now", type_=UTCDateTime))
+)
+
 
 class ApiKeyError(Exception):
     """A key cannot be created or revoked as asked; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthenticatedKey:
+    """The active key a request presented: what the endpoint needs, no ORM object."""
+
+    id: int
+    name: str
+    last_used_at: dt.datetime | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,21 +113,50 @@ def bearer_token(authorization: str | None) -> str | None:
     return match["token"] if match else None
 
 
-def authenticate(authorization: str | None) -> ApiKey | None:
-    """The active key an ``Authorization`` header carries, or ``None`` for any failure.
+def presented_key(authorization: str | None) -> str | None:
+    """The key an ``Authorization`` header carries if it has the form of one, else ``None``.
 
-    On success the key's ``last_used_at`` is set (in the current session; the caller commits).
+    A cheap check without the database: anything else fails :func:`authenticate` anyway.
     """
     token = bearer_token(authorization)
-    match = _KEY_RE.match(token) if token else None
-    if match is None:
+    return token if token is not None and _KEY_RE.match(token) else None
+
+
+def authenticate(authorization: str | None, *, connection: sa.Connection | None = None) -> AuthenticatedKey | None:
+    """The active key an ``Authorization`` header carries, or ``None`` for any failure.
+
+    One indexed read, on ``connection`` (the request's transaction) or else the session's;
+    nothing is written.
+    """
+    token = presented_key(authorization)
+    if token is None:
         return None
-    record = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == match["prefix"]))
-    matched = keys_match(token, record.key_hash if record is not None else _DUMMY_HASH)
-    if record is None or not matched or record.revoked_at is not None:
+    conn = connection if connection is not None else db.session.connection()
+    row = conn.execute(_BY_PREFIX, {"prefix": token.partition(".")[0]}).first()
+    matched = keys_match(token, row.key_hash if row is not None else _DUMMY_HASH)
+    if row is None or not matched or row.revoked_at is not None:
         return None
-    record.last_used_at = utcnow()
-    return record
+    return AuthenticatedKey(id=row.id, name=row.name, last_used_at=row.last_used_at)
+
+
+def record_use(key: AuthenticatedKey, *, interval: dt.timedelta) -> bool:
+    """Set ``key``'s ``last_used_at`` to now unless it was set less than ``interval`` ago.
+
+    Its own short transaction on a connection of its own, so call it after the request's
+    transaction is over. The condition is also in the UPDATE, so server processes that race
+    write once. Returns whether this call wrote.
+    """
+    now = utcnow()
+    if key.last_used_at is not None and now - key.last_used_at < interval:
+        return False
+    with db.engine.begin() as conn:
+        result = conn.execute(_RECORD_USE, {"key_id": key.id, "since": now - interval, "now": now})
+    return bool(result.rowcount)
+
+
+def normalize_name(name: str) -> str:
+    """The form names are stored and looked up in: NFC, surrounding whitespace stripped."""
+    return unicodedata.normalize("NFC", name).strip()
 
 
 def create_api_key(name: str) -> NewApiKey:
@@ -117,6 +180,7 @@ def create_api_key(name: str) -> NewApiKey:
 
 def revoke_api_key(name: str) -> ApiKey:
     """Revoke the key called ``name`` and commit; requests with it get 401 from now on."""
+    name = normalize_name(name)
     record = db.session.scalar(sa.select(ApiKey).where(ApiKey.name == name))
     if record is None:
         raise ApiKeyError(
@@ -137,7 +201,7 @@ def list_api_keys() -> list[ApiKey]:
 
 
 def _check_name(name: str) -> str:
-    name = name.strip()
+    name = normalize_name(name)
     if not name:
         raise ApiKeyError("An API key needs a name, e.g. the job that uses it: 'nightly-import'.")
     if len(name) > MAX_NAME_LENGTH:
