@@ -14,9 +14,13 @@ schema, a MariaDB database), then:
    written; and a variant that reads the ids after a ``flush``, saving the refresh queries).
    CPU time of the gunicorn workers per request (from /proc, via psutil) and
    median latency, blocks of the two interleaved.
-2. **Load**: ``--clients`` threads send ``--requests`` requests of 10 records, each with its own
-   ``Idempotency-Key``; a client retries a 503 after ``Retry-After`` and a refused or dropped
-   connection after 0.2 s, with the same key, until it gets a 201. Meanwhile ``--fault``:
+2. **Flat cost**: 200,000 idempotency records (``--stored``) are added for the client's key,
+   then step 1's measure is repeated and our endpoint's time compared with the empty table's
+   (the quietest block of each: noise on a shared machine only adds time).
+3. **Load**, with the records of step 2 still stored: ``--clients`` threads send
+   ``--requests`` requests of 10 records, each with its own ``Idempotency-Key``; a client
+   retries a 503 after ``Retry-After`` and a refused or dropped connection after 0.2 s, with
+   the same key, until it gets a 201. Meanwhile ``--fault``:
    ``pg-kill`` (``pg_terminate_backend`` on this run's connections, by ``application_name``,
    every 0.2 s for 5 s), ``mysql-kill`` (``KILL CONNECTION`` on this run's database's
    connections, the same pacing), ``sqlite-lock`` (another process holds ``BEGIN IMMEDIATE``
@@ -24,9 +28,6 @@ schema, a MariaDB database), then:
    once: it disturbs everyone using it, so run it last and alone). Reported: requests/s,
    latency percentiles of all attempts, status counts, and the rows expected against the rows
    found, lost and duplicated (every record carries a unique ``source``).
-3. **Flat cost**: 200,000 idempotency records (``--stored``) are added for the client's key,
-   then step 1's measure of our endpoint is repeated and compared with the one taken on the
-   empty table.
 
 Results are kept per backend and fault in ``bench/data/ingest_results.json``; ``--write-readme``
 writes all of them into bench/README.md.
@@ -355,7 +356,14 @@ def measure_cost(server: Server, key: str, naive_key: str, *, requests: int, tag
                     raise SystemExit(f"{name} endpoint answered {status}: {body[:200]!r}")
             samples[name]["cpu"].append((server.cpu_seconds() - cpu_before) / 25)
     return {
-        name: {"cpu_ms": statistics.median(s["cpu"]) * 1000, "latency_ms": statistics.median(s["lat"]) * 1000}
+        name: {
+            "cpu_ms": statistics.median(s["cpu"]) * 1000,
+            "latency_ms": statistics.median(s["lat"]) * 1000,
+            # noise on a shared machine only adds time: the quietest block is the best estimate
+            "best_block_latency_ms": min(
+                statistics.median(s["lat"][i : i + 25]) for i in range(0, len(s["lat"]), 25)
+            ) * 1000,
+        }
         for name, s in samples.items()
     }
 
@@ -479,11 +487,11 @@ def run_backend(
         server = Server(database.url)
         print(f"[{backend}] cost per request, empty idempotency table ...", flush=True)
         empty = measure_cost(server, key, naive_key, requests=cost_requests, tag="empty")
-        print(f"[{backend}] load: {requests} requests, {clients} clients, fault {fault} ...", flush=True)
-        loaded = load(server, database, key, clients=clients, requests=requests, fault=fault)
-        print(f"[{backend}] storing {stored:,} idempotency records ...", flush=True)
+        print(f"[{backend}] storing {stored:,} idempotency records, cost again ...", flush=True)
         store_seconds = store_idempotency_records(database, key_id, stored)
         full = measure_cost(server, key, naive_key, requests=cost_requests, tag="full")
+        print(f"[{backend}] load: {requests} requests, {clients} clients, fault {fault} ...", flush=True)
+        loaded = load(server, database, key, clients=clients, requests=requests, fault=fault)
         return {
             "backend": backend,
             "server": server_version,
@@ -507,26 +515,29 @@ def run_backend(
 def summary(result: dict[str, t.Any]) -> str:
     empty, full, load_ = result["empty"], result["full"], result["load"]
     cost_ratio = empty["ours"]["cpu_ms"] / empty["naive"]["cpu_ms"]
-    flat_ratio = full["ours"]["latency_ms"] / empty["ours"]["latency_ms"]
+    flat_ratio = full["ours"]["best_block_latency_ms"] / empty["ours"]["best_block_latency_ms"]
     plain_500 = sum(n for s, n in load_["statuses"].items() if s.startswith("500"))
     statuses = ", ".join(f"{s}: {n:,}" for s, n in load_["statuses"].items())
     lines = [
         f"### {result['backend']} ({result.get('server', '')}), fault `{result['fault']}` ({result['when']})",
         "",
-        "| cost per 10-record request | worker CPU ms | median latency ms |",
-        "|---|---:|---:|",
-        f"| naive endpoint | {empty['naive']['cpu_ms']:.2f} | {empty['naive']['latency_ms']:.2f} |",
-        f"| naive endpoint, ids read after a flush | {empty['naive_flush']['cpu_ms']:.2f}"
-        f" | {empty['naive_flush']['latency_ms']:.2f} |",
-        f"| ours, empty idempotency table | {empty['ours']['cpu_ms']:.2f} | {empty['ours']['latency_ms']:.2f} |",
-        f"| ours, {result['stored']:,} more records stored | {full['ours']['cpu_ms']:.2f}"
-        f" | {full['ours']['latency_ms']:.2f} |",
+        "| cost per 10-record request | worker CPU ms | median latency ms | quietest block's median ms |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {label} | {m['cpu_ms']:.2f} | {m['latency_ms']:.2f} | {m['best_block_latency_ms']:.2f} |"
+            for label, m in [
+                ("naive endpoint", empty["naive"]),
+                ("naive endpoint, ids read after a flush", empty["naive_flush"]),
+                ("ours, empty idempotency table", empty["ours"]),
+                (f"ours, {result['stored']:,} idempotency records stored", full["ours"]),
+            ]
+        ],
         "",
         f"- cost: ours is {cost_ratio:.2f}x the naive endpoint's CPU per request (target <= 0.5)"
         f" -> {'met' if cost_ratio <= 0.5 else 'NOT met'};"
         f" {empty['ours']['cpu_ms'] / empty['naive_flush']['cpu_ms']:.2f}x the flushing variant's",
-        f"- flat: median latency after {result['stored']:,} stored records is {flat_ratio:.2f}x the empty"
-        f" table's (target <= 1.2) -> {'met' if flat_ratio <= 1.2 else 'NOT met'}",
+        f"- flat: per-request time (quietest block) with {result['stored']:,} stored records is"
+        f" {flat_ratio:.2f}x the empty table's (target <= 1.2) -> {'met' if flat_ratio <= 1.2 else 'NOT met'}",
         f"- load: {load_['requests']:,} requests from {load_['clients']} clients in {load_['seconds']:.1f} s,"
         f" {load_['requests_per_s']:.1f} requests/s; latency p50 {load_['p50_ms']:.0f} ms, p95"
         f" {load_['p95_ms']:.0f} ms, p99 {load_['p99_ms']:.0f} ms",
@@ -540,7 +551,8 @@ def summary(result: dict[str, t.Any]) -> str:
 
 
 def readme_text(results: dict[str, t.Any]) -> str:
-    import flask
+    import importlib.metadata
+
     import gunicorn
 
     order = [(b, f) for b in ("sqlite", "postgresql", "mysql") for f in FAULTS]
@@ -564,9 +576,10 @@ def readme_text(results: dict[str, t.Any]) -> str:
             " dropped connection with the same Idempotency-Key until they get a 201. The naive endpoint"
             " (plain-text key lookup, ORM objects, commit, then the ids, each refreshed) and its"
             " variant that reads the ids after a flush run in the same server. CPU is the"
-            " workers' (user + system) per request, median of blocks of 25; latency the median of"
-            f" one client's requests. {os.cpu_count()} CPUs shared with other work, Python"
-            f" {platform.python_version()}, Flask {flask.__version__}, SQLAlchemy {sa.__version__}.",
+            " workers' (user + system) per request, median of blocks of 25; latency is one client's,"
+            " its median and the median of the quietest block of 25 (noise only adds time), which the"
+            f" flatness ratio compares. {os.cpu_count()} CPUs shared with other work, Python"
+            f" {platform.python_version()}, Flask {importlib.metadata.version('flask')}, SQLAlchemy {sa.__version__}.",
             "",
             *sections,
             END,
