@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from ..connections import read_connection, session_has_writes
 from ..errors import DriverFailed, QueryError, RouteUnavailable, TypeMismatch
 from . import adbc, columns, plans
+from .cancel import connection_canceller, interruptible
 from .queries import ResolvedQuery, query_error, unique_names
 
 Route = t.Literal["arrow", "arrow-cast-all", "stream"]
@@ -185,7 +186,10 @@ def _dbapi_batches(
     # SQLite reads incrementally anyway; elsewhere a server-side cursor bounds memory.
     options = {} if sqlite else {"stream_results": True, "max_row_buffer": rows_per_batch}
     # Per statement: Connection.execution_options() would change the (session's) connection.
-    result = conn.execute(statement, resolved.params, execution_options=options)
+    cancel = connection_canceller(conn)
+    result = interruptible(
+        lambda: conn.execute(statement, resolved.params, execution_options=options), cancel
+    )
     try:
         if not result.returns_rows:
             raise QueryError("The statement returned no rows (it is not a query).")
@@ -194,7 +198,7 @@ def _dbapi_batches(
         objects = {i for i, plan in enumerate(column_plans or ()) if plan.kind in ("json", "python")}
         yielded = False
         while True:
-            rows = result.fetchmany(rows_per_batch)
+            rows = interruptible(lambda: result.fetchmany(rows_per_batch), cancel)
             if not rows:
                 break
             yielded = True
