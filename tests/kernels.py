@@ -98,14 +98,24 @@ class Kernel:
         does), and return the cell's reply and the seconds from the interrupt to the reply."""
         import time
 
-        self.client.execute(code)
+        msg_id = self.client.execute(code)
         time.sleep(after)
         self.manager.interrupt_kernel()
         pressed = time.monotonic()
         while True:
             msg = self.client.get_shell_msg(timeout=60)
             if msg["msg_type"] == "execute_reply":
-                return msg["content"], time.monotonic() - pressed
+                reply, seconds = msg["content"], time.monotonic() - pressed
+                break
+        # Take the cell's own output off the channel, so the next cell reads only its own.
+        while True:
+            msg = self.client.get_iopub_msg(timeout=10)
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                return reply, seconds
 
     def shutdown(self, restart: bool = False) -> None:
         if restart:

@@ -139,12 +139,13 @@ def seeded_wb(seeded_app: Flask) -> t.Iterator[analysis.Workbench]:
 @pytest.fixture(params=["fast", "sqlalchemy"])
 def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, backend: str) -> str:
     """Read through the Arrow-native driver, or through SQLAlchemy as when it is not installed."""
-    if backend == "mysql":
-        # No Arrow-native driver for MariaDB: its default route IS SQLAlchemy's, checked as such.
-        return "sqlalchemy"
     if request.param == "sqlalchemy":
         monkeypatch.setitem(sys.modules, "adbc_driver_sqlite.dbapi", None)
         monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)
+        monkeypatch.setitem(sys.modules, "connectorx", None)
+    elif backend == "mysql":
+        # MariaDB reads small results through PyMySQL; these test tables are all small.
+        monkeypatch.setattr(importlib.import_module("analysis.read.mysql"), "SMALL_RESULT_ROWS", -1)
     return request.param
 
 
@@ -333,6 +334,18 @@ def test_reads_leave_no_transaction_or_connection_behind(types_app, backend):
                     "SELECT state FROM pg_stat_activity WHERE application_name LIKE %s", (wb.application_name + "%",)
                 ).fetchall()
             assert all(state == "idle" for (state,) in ours), ours
+
+
+@pytest.mark.backends("mysql")
+def test_the_mariadb_fast_route_connection_is_read_only(types_app):
+    from analysis.errors import RouteUnavailable
+    from analysis.read import mysql
+
+    with analysis.connect(types_app, writable=True) as wb:
+        with pytest.raises(RouteUnavailable, match=r"(?i)read.?only"):
+            with mysql.open_reader(wb.engine, "DELETE FROM frame_types"):
+                pass
+        assert wb.frame(sa.select(sa.func.count()).select_from(TypeRow)).iloc[0, 0] == 3
 
 
 @pytest.mark.backends("sqlite", "postgresql")

@@ -11,7 +11,6 @@ import time
 import typing as t
 
 import pytest
-
 from kernels import Kernel
 from testing_backends import mysql_admin_connection, pg_admin_connection
 
@@ -58,9 +57,11 @@ def running_statements(backend: str, kernel: Kernel) -> list[str]:
         conn = mysql_admin_connection()
         try:
             with conn.cursor() as cur:
+                # Only this test's database: other tests may sleep at the same time.
                 cur.execute(
-                    "SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                    ("%SLEEP(30)%",),
+                    "SELECT INFO FROM information_schema.PROCESSLIST"
+                    " WHERE INFO LIKE %s AND DB = %s AND ID <> CONNECTION_ID()",
+                    ("%SLEEP(30)%", kernel.value("wb.engine.url.database")),
                 )
                 return [r[0] for r in cur.fetchall()]
         finally:
@@ -84,3 +85,11 @@ def test_the_stop_button_cancels_the_statement_in_the_database(kernel, backend, 
     assert kernel.value("db.session().in_transaction()") is False
     assert kernel.value("int(wb.frame('SELECT 7 AS n').iloc[0, 0])") == 7
     assert kernel.value("User.query.count()") == 20
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.parametrize("what", ["frame"])
+def test_the_stop_button_cancels_a_connectorx_read_on_mariadb(kernel, backend, what):
+    # Large results go through connectorx; make this one count as large.
+    kernel.ok("import importlib\nimportlib.import_module('analysis.read.mysql').SMALL_RESULT_ROWS = -1")
+    test_the_stop_button_cancels_the_statement_in_the_database(kernel, backend, what)

@@ -2,8 +2,8 @@
 
 SQLAlchemy and the DBAPI drivers build one Python object per value; ADBC drivers hand back
 Arrow columns built in C (SQLite: ``adbc-driver-sqlite``; PostgreSQL: ``adbc-driver-postgresql``,
-which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are optional (the ``fast``
-extra): when a driver is not installed, cannot open the database, or refuses the statement,
+which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are default dependencies; when a
+driver is not installed, cannot open the database, or refuses the statement,
 :class:`~analysis.errors.RouteUnavailable` is raised and the caller reads through SQLAlchemy
 instead.
 

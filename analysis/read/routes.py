@@ -26,14 +26,15 @@ values are read without SQLAlchemy's per-value result processing (the columns ar
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..connections import read_connection, session_has_writes
+from ..connections import is_read_statement, read_connection, session_has_writes
 from ..errors import DriverFailed, QueryError, RouteUnavailable, TypeMismatch
-from . import adbc, columns, plans
+from . import adbc, columns, mysql, plans
 from .cancel import connection_canceller, interruptible
 from .queries import ResolvedQuery, query_error, unique_names
 
@@ -51,7 +52,9 @@ def candidate_routes(session: Session, engine: sa.Engine, application_name: str 
     ``application_name`` ``None`` means SQLAlchemy's route only. A session with uncommitted
     writes reads through its own connection, to see them, so only ``"stream"`` serves it.
     """
-    if application_name is None or session_has_writes(session) or not adbc.supports(engine):
+    if application_name is None or session_has_writes(session):
+        return ["stream"]
+    if not adbc.supports(engine) and not mysql.supports(engine):
         return ["stream"]
     if engine.dialect.name == "sqlite":
         return ["arrow", "arrow-cast-all", "stream"]
@@ -134,10 +137,12 @@ def _raw_batches(
     if application_name is None:
         raise RouteUnavailable("the Arrow route needs an application_name")
     cast_all = route == "arrow-cast-all"
+    whole = batch_rows is None
     if batch_rows is None:
         batch_rows = adbc.SQLITE_ONE_BATCH if cast_all else adbc.SQLITE_BATCH_ROWS
     yield from _arrow_batches(
-        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows
+        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows,
+        whole=whole,
     )
 
 
@@ -149,14 +154,12 @@ def _arrow_batches(
     *,
     casts: Casts,
     batch_rows: int,
+    whole: bool = False,
 ) -> t.Iterator[columns.Batch]:
-    """Raw columns from the Arrow-native driver, one record batch at a time."""
+    """Raw columns from the Arrow-native driver, one record batch at a time (``whole``: the
+    caller keeps the whole result anyway, so the driver may fetch it at once)."""
     statement = raw_statement(resolved, column_plans, engine.dialect.name, casts=casts)
-    try:
-        sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
-    except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
-        raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
-    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+    with _open_arrow_reader(engine, statement, resolved, application_name, batch_rows, whole) as reader:
         names = resolved.names if column_plans is not None else list(reader.schema.names)
         yielded = False
         while True:
@@ -175,6 +178,33 @@ def _arrow_batches(
             del batch
         if not yielded:
             yield names, [columns.empty_column() for _ in names]
+
+
+@contextlib.contextmanager
+def _open_arrow_reader(
+    engine: sa.Engine, statement: sa.Executable, resolved: ResolvedQuery, application_name: str, batch_rows: int,
+    whole: bool,
+) -> t.Iterator[t.Any]:
+    """The Arrow-native driver's reader of the statement's batches (ADBC, or connectorx for
+    MariaDB/MySQL for whole results; its small results go through PyMySQL instead)."""
+    if mysql.supports(engine):
+        if not whole:
+            raise RouteUnavailable("connectorx cannot stream interruptibly: read in chunks through PyMySQL")
+        sql = mysql.compile_literal(statement, resolved.params, engine.dialect)
+        if not is_read_statement(sql):
+            raise RouteUnavailable("connectorx reads queries only")
+        expected = mysql.expected_rows(engine, sql)
+        if expected is not None and expected <= mysql.SMALL_RESULT_ROWS:
+            raise RouteUnavailable(f"a small result (about {expected} rows): the pooled connection is quicker")
+        with mysql.open_reader(engine, sql) as reader:
+            yield reader
+        return
+    try:
+        sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
+    except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
+        raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
+    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+        yield reader
 
 
 def _dbapi_batches(
