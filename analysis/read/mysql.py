@@ -35,7 +35,7 @@ from .cancel import interruptible
 BATCH_ROWS = 65_536
 #: Results the server expects to be at most this long are read through PyMySQL's pooled
 #: connection, which costs less than connectorx's new connection.
-SMALL_RESULT_ROWS = 2_000
+SMALL_RESULT_ROWS = 100
 _DIALECTS = ("mysql", "mariadb")
 #: URL query options connectorx cannot honour (sockets, TLS): those engines keep PyMySQL.
 _UNSUPPORTED_OPTIONS = ("unix_socket", "ssl", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert", "read_default_file")

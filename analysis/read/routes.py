@@ -33,37 +33,47 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..connections import is_read_statement, read_connection, session_has_writes
-from ..errors import DriverFailed, QueryError, RouteUnavailable, TypeMismatch
+from ..errors import DriverFailed, QueryError, RouteUnavailable, TooLarge, TypeMismatch
 from . import adbc, columns, mysql, plans
 from .cancel import connection_canceller, interruptible
 from .queries import ResolvedQuery, query_error, unique_names
 
-Route = t.Literal["arrow", "arrow-cast-all", "stream"]
+Route = t.Literal["small", "arrow", "arrow-cast-all", "stream"]
 Casts = t.Literal["none", "needed", "all"]
 T = t.TypeVar("T")
+R = t.TypeVar("R", bound=str)
 
 #: Rows per fetch when reading through the DBAPI driver.
 FETCH_ROWS = 65_536
+#: SQLite results of at most this many rows are read through the app's own sqlite3 connection
+#: (``"small"``): cheaper than a round trip to the helper process, which may still be starting.
+#: 0 turns that route off.
+SMALL_ROWS = 1_000
 
 
-def candidate_routes(session: Session, engine: sa.Engine, application_name: str | None) -> list[Route]:
+def candidate_routes(
+    session: Session, engine: sa.Engine, application_name: str | None, *, whole: bool = False
+) -> list[Route]:
     """The routes that may serve a read on ``engine``, best first; ``"stream"`` is always last.
 
     ``application_name`` ``None`` means SQLAlchemy's route only. A session with uncommitted
     writes reads through its own connection, to see them, so only ``"stream"`` serves it.
+    ``whole``: the caller wants the whole result at once (``frame()``); on SQLite a small one
+    is then read through sqlite3 (``"small"``, which gives up after :data:`SMALL_ROWS` rows).
     """
     if application_name is None or session_has_writes(session):
         return ["stream"]
     if not adbc.supports(engine) and not mysql.supports(engine):
         return ["stream"]
     if engine.dialect.name == "sqlite":
-        return ["arrow", "arrow-cast-all", "stream"]
+        small: list[Route] = ["small"] if whole and SMALL_ROWS > 0 else []
+        return [*small, "arrow", "arrow-cast-all", "stream"]
     return ["arrow", "stream"]
 
 
 def run_routes(
-    routes: t.Sequence[Route], attempt: t.Callable[[Route], T], *, on_retry: t.Callable[[], None] = lambda: None
-) -> tuple[Route, T]:
+    routes: t.Sequence[R], attempt: t.Callable[[R], T], *, on_retry: t.Callable[[], None] = lambda: None
+) -> tuple[R, T]:
     """Run ``attempt`` on the first route that serves it; returns that route and the result.
 
     ``on_retry`` is called before each new attempt (to reset a progress bar, say).
@@ -73,7 +83,7 @@ def run_routes(
         route = routes[position]
         try:
             return route, attempt(route)
-        except TypeMismatch:
+        except (TypeMismatch, TooLarge):
             position += 1
         except RouteUnavailable:
             position = len(routes) - 1
@@ -110,7 +120,7 @@ def converted_batches(
             names = unique_names(names)
             converter = columns.Converter(
                 column_plans or [plans.ColumnPlan(n, "raw") for n in names],
-                check=route != "stream",
+                check=route not in ("stream", "small"),  # DBAPI values: nothing to check
                 dialect_name=engine.dialect.name,
             )
         converted = converter.convert(raw)
@@ -127,6 +137,21 @@ def _raw_batches(
     application_name: str | None,
     batch_rows: int | None,
 ) -> t.Iterator[columns.Batch]:
+    if route == "small":
+        try:
+            with read_connection(session, resolved.statement) as conn:
+                # One fetch of SMALL_ROWS + 1 rows tells; dropping a SQLite cursor early is free.
+                batches = _dbapi_batches(conn, resolved, column_plans, SMALL_ROWS + 1)
+                try:
+                    first = next(batches)
+                finally:
+                    batches.close()
+        except sa.exc.DBAPIError as e:
+            raise query_error(e, resolved.statement) from e
+        if first[1] and len(first[1][0]) > SMALL_ROWS:
+            raise TooLarge(f"more than {SMALL_ROWS} rows")
+        yield first
+        return
     if route == "stream":
         try:
             with read_connection(session, resolved.statement) as conn:
@@ -209,7 +234,7 @@ def _open_arrow_reader(
 
 def _dbapi_batches(
     conn: sa.Connection, resolved: ResolvedQuery, column_plans: list[plans.ColumnPlan] | None, rows_per_batch: int
-) -> t.Iterator[columns.Batch]:
+) -> t.Generator[columns.Batch, None, None]:
     """Raw columns of ``rows_per_batch`` rows at a time, from a streaming cursor."""
     sqlite = conn.dialect.name == "sqlite"
     statement = raw_statement(resolved, column_plans, conn.dialect.name, casts="all" if sqlite else "none")
