@@ -21,6 +21,7 @@ The hierarchy::
 
     RouteUnavailable                internal: a read route cannot serve this query; the route
     │                               machine (analysis.read.routes) tries the next one
+    ├── TooLarge                    more rows than the small-result route serves: take the next one
     ├── TypeMismatch                a batch held values of another type than the driver inferred
     │                               from the first one: read again, casting every column in SQL
     ├── Unfaithful                  a vectorised conversion would not give what SQLAlchemy
@@ -102,6 +103,10 @@ class JobError(AnalysisError):
 
 class RouteUnavailable(Exception):
     """A read route cannot serve this query; read it by the next route instead."""
+
+
+class TooLarge(RouteUnavailable):
+    """The result has more rows than the small-result route serves; read it by the next route."""
 
 
 class TypeMismatch(RouteUnavailable):

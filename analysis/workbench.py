@@ -183,8 +183,11 @@ class Workbench:
                 finally:
                     if self._session_guard is not None:
                         self._session_guard.remove()
+                    from .read import adbc
+
                     for guard in self._guards:
                         guard.remove()
+                        adbc.close_connections(guard.engine)
                         guard.engine.dispose()
         finally:
             self._context.close()

@@ -93,6 +93,30 @@ class Kernel:
 
         return ast.literal_eval(self.ok(code).text)
 
+    def interrupt(self, code: str, *, after: float) -> tuple[dict[str, t.Any], float]:
+        """Run ``code``, press the stop button ``after`` seconds later (SIGINT, as JupyterLab
+        does), and return the cell's reply and the seconds from the interrupt to the reply."""
+        import time
+
+        msg_id = self.client.execute(code)
+        time.sleep(after)
+        self.manager.interrupt_kernel()
+        pressed = time.monotonic()
+        while True:
+            msg = self.client.get_shell_msg(timeout=60)
+            if msg["msg_type"] == "execute_reply":
+                reply, seconds = msg["content"], time.monotonic() - pressed
+                break
+        # Take the cell's own output off the channel, so the next cell reads only its own.
+        while True:
+            msg = self.client.get_iopub_msg(timeout=10)
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                return reply, seconds
+
     def shutdown(self, restart: bool = False) -> None:
         if restart:
             self.manager.restart_kernel(now=False)

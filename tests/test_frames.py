@@ -139,12 +139,16 @@ def seeded_wb(seeded_app: Flask) -> t.Iterator[analysis.Workbench]:
 @pytest.fixture(params=["fast", "sqlalchemy"])
 def route(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, backend: str) -> str:
     """Read through the Arrow-native driver, or through SQLAlchemy as when it is not installed."""
-    if backend == "mysql":
-        # No Arrow-native driver for MariaDB: its default route IS SQLAlchemy's, checked as such.
-        return "sqlalchemy"
     if request.param == "sqlalchemy":
         monkeypatch.setitem(sys.modules, "adbc_driver_sqlite.dbapi", None)
         monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)
+        monkeypatch.setitem(sys.modules, "connectorx", None)
+    elif backend == "mysql":
+        # MariaDB reads small results through PyMySQL; these test tables are all small.
+        monkeypatch.setattr(importlib.import_module("analysis.read.mysql"), "SMALL_RESULT_ROWS", -1)
+    elif backend == "sqlite":
+        # So does SQLite, through sqlite3 ("small"): turn that route off.
+        monkeypatch.setattr(importlib.import_module("analysis.read.routes"), "SMALL_ROWS", 0)
     return request.param
 
 
@@ -205,6 +209,7 @@ def test_empty_result_has_the_columns_and_dtypes(wb, route):
 def test_a_column_all_null_in_the_first_batch_stays_on_the_fast_route(wb, monkeypatch):
     # ADBC's SQLite driver types columns from their first batch: make that batch the NULL row.
     monkeypatch.setattr(importlib.import_module("analysis.read.adbc"), "SQLITE_BATCH_ROWS", 1)
+    monkeypatch.setattr(importlib.import_module("analysis.read.routes"), "SMALL_ROWS", 0)
     statements = reads(wb.engine)
     query = sa.select(TypeRow).order_by(sa.case((TypeRow.id == 2, 0), else_=1), TypeRow.id)
     frame = wb.frame(query).drop(columns="cents")
@@ -333,6 +338,31 @@ def test_reads_leave_no_transaction_or_connection_behind(types_app, backend):
                     "SELECT state FROM pg_stat_activity WHERE application_name LIKE %s", (wb.application_name + "%",)
                 ).fetchall()
             assert all(state == "idle" for (state,) in ours), ours
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.backends("sqlite")
+def test_small_sqlite_results_come_from_the_apps_connection_and_large_ones_from_the_helper(seeded_wb, monkeypatch):
+    statements = reads(seeded_wb.engine)
+    small = seeded_wb.frame(Event)  # 100 rows, at most SMALL_ROWS: read through sqlite3
+    assert [s for s in statements if "FROM events" in s] and len(small) == 100
+    monkeypatch.setattr(importlib.import_module("analysis.read.routes"), "SMALL_ROWS", 10)
+    statements.clear()
+    large = seeded_wb.frame(Event)  # sqlite3 sees an 11th row, then the helper reads it all
+    assert len([s for s in statements if "FROM events" in s]) == 1
+    pd.testing.assert_frame_equal(large, small)
+
+
+@pytest.mark.backends("mysql")
+def test_the_mariadb_fast_route_connection_is_read_only(types_app):
+    from analysis.errors import RouteUnavailable
+    from analysis.read import mysql
+
+    with analysis.connect(types_app, writable=True) as wb:
+        with pytest.raises(RouteUnavailable, match=r"(?i)read.?only"):
+            with mysql.open_reader(wb.engine, "DELETE FROM frame_types"):
+                pass
+        assert wb.frame(sa.select(sa.func.count()).select_from(TypeRow)).iloc[0, 0] == 3
 
 
 @pytest.mark.backends("sqlite", "postgresql")

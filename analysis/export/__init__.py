@@ -285,7 +285,7 @@ def _run_routes(
     """Run ``attempt`` by the read pipeline's route machine; an attempt writes atomically, so
     nothing of one that gave up midway remains."""
     engine = bind_for(session, resolved.statement)
-    routes = read_routes.candidate_routes(session, engine, application_name)
+    routes = t.cast("list[ExportRoute]", read_routes.candidate_routes(session, engine, application_name))
     return read_routes.run_routes(routes, attempt)
 
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from ..connections import connection_lost_error, is_connection_lost
 from ..errors import first_line
+from ..read.cancel import interruptible
 from .csv import EXCEL_TRIGGERS
 
 # pg_type.typcategory values.
@@ -74,15 +75,20 @@ class CopyPlan:
             copy_sql = copy_sql.replace("%%", "%")
         # The server sends one message per row: gather them into large pieces, so the work per
         # row is one bytearray append rather than a chain of calls down to the file.
-        pending = bytearray()
-        with cursor.copy(copy_sql, parameters or None) as copy:
-            for block in copy:
-                pending += block
-                if len(pending) >= WRITE_BYTES:
-                    self.write(bytes(pending))
-                    pending.clear()
-        if pending:
-            self.write(bytes(pending))
+        def copy_all() -> None:
+            pending = bytearray()
+            with cursor.copy(copy_sql, parameters or None) as copy:
+                for block in copy:
+                    pending += block
+                    if len(pending) >= WRITE_BYTES:
+                        self.write(bytes(pending))
+                        pending.clear()
+            if pending:
+                self.write(bytes(pending))
+
+        # Ctrl-C sends the server a cancel request; psycopg's own handling would leave the COPY
+        # half-read, and ending the block would then fail in its place.
+        interruptible(copy_all, cursor.connection.cancel_safe)
         self.rows = cursor.rowcount if cursor.rowcount >= 0 else None
         # Back to the session's settings: the transaction may be the user's own.
         cursor.execute("SELECT set_config('TimeZone', %s, true), set_config('DateStyle', %s, true)", saved)

@@ -81,7 +81,7 @@ def read_frame(
             return names, chunks
 
         _, (names, chunks) = routes.run_routes(
-            routes.candidate_routes(sess, engine, application_name), attempt, on_retry=bar.reset
+            routes.candidate_routes(sess, engine, application_name, whole=True), attempt, on_retry=bar.reset
         )
         frame = assemble(names, chunks, dtype_backend)
     if resolved.expressions is None and columns is not None:

@@ -2,28 +2,37 @@
 
 SQLAlchemy and the DBAPI drivers build one Python object per value; ADBC drivers hand back
 Arrow columns built in C (SQLite: ``adbc-driver-sqlite``; PostgreSQL: ``adbc-driver-postgresql``,
-which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are optional (the ``fast``
-extra): when a driver is not installed, cannot open the database, or refuses the statement,
+which reads with ``COPY ... TO STDOUT (FORMAT binary)``). They are default dependencies; when a
+driver is not installed, cannot open the database, or refuses the statement,
 :class:`~analysis.errors.RouteUnavailable` is raised and the caller reads through SQLAlchemy
 instead.
 
 SQLite's driver runs in a helper process (:mod:`analysis.read.sqlite_helper`): in this process
 its bundled copy of SQLite would drop the file locks of the app's own connections.
 
-The driver opens its own connection, so this route is only used when the session has no
-uncommitted writes (see :mod:`analysis.connections`). That connection is always read-only,
-whatever the Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL gets
-:func:`analysis.connections.read_only_statements`; it runs in autocommit (no transaction is
-left open) and is closed before the call returns.
+The driver uses connections of its own, so this route is only used when the session has no
+uncommitted writes (see :mod:`analysis.connections`). They are always read-only, whatever the
+Workbench's mode: SQLite is opened with ``mode=ro``, PostgreSQL gets
+:func:`analysis.connections.read_only_statements`. A PostgreSQL connection costs ~90 ms to open,
+more than a small query takes, so one is kept per engine between reads: in autocommit (no
+transaction stays open between reads or cells), never shared by two reads at once, replaced when
+it died (a server restart), and closed by :func:`close_connections` (``Workbench.close()``) and
+at interpreter exit; a killed process's connections die with it.
+
+Every blocking driver call runs through :func:`analysis.read.cancel.interruptible`, so Ctrl-C
+sends PostgreSQL a cancel request and the cell stops at once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import decimal
+import functools
 import importlib.util
 import os
 import sys
+import threading
 import typing as t
 import urllib.parse
 
@@ -31,6 +40,7 @@ import sqlalchemy as sa
 
 from ..connections import read_only_statements
 from ..errors import HelperError, RouteUnavailable
+from .cancel import interruptible
 
 if t.TYPE_CHECKING:
     import pyarrow as pa
@@ -109,37 +119,139 @@ def positional_dialect(engine: sa.Engine) -> sa.Dialect:
 def open_reader(
     engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], *, application_name: str = "analysis",
     batch_rows: int | None = None,
-) -> t.Iterator[pa.RecordBatchReader]:
-    """Run ``sql`` on a fresh read-only ADBC connection and yield its batches.
+) -> t.Iterator[t.Any]:
+    """Run ``sql`` on a read-only ADBC connection and yield a reader of its batches
+    (``schema``, ``read_next_batch()``).
 
-    The connection is closed when the block ends, whether the batches were all read or not.
-    SQLite is read in a helper process (see :mod:`analysis.read.sqlite_helper` for why).
+    SQLite is read in a helper process (see :mod:`analysis.read.sqlite_helper` for why);
+    PostgreSQL on the engine's kept connection, given back when the block ends.
     """
     name = engine.dialect.name
     if name == "sqlite":
         with _sqlite_reader(engine, sql, parameters, batch_rows or SQLITE_BATCH_ROWS) as reader:
             yield reader
         return
+    if name != "postgresql":
+        raise RouteUnavailable(f"no Arrow-native driver for {name}")
     try:
-        if name == "postgresql":
-            conn = _connect_postgresql(engine, application_name)
-        else:
-            raise RouteUnavailable(f"no Arrow-native driver for {name}")
+        import adbc_driver_postgresql.dbapi  # noqa: F401
     except ImportError as e:
         raise RouteUnavailable(f"{e.name} is not installed") from e
-    try:
+    key = (id(engine), _libpq_conninfo(engine, application_name))
+    kept = _kept.take(key)
+    while True:
+        conn = kept if kept is not None else _connect_postgresql(engine, application_name)
+        lease = _Lease(conn)
         cursor = conn.cursor()
         try:
-            try:
-                cursor.execute(sql, parameters or None)
-                reader = cursor.fetch_record_batch()
-            except Exception as e:  # driver errors: let SQLAlchemy run it and report it
-                raise RouteUnavailable(f"the driver refused the statement: {e}") from e
-            yield reader
-        finally:
-            cursor.close()
+            reader = interruptible(
+                functools.partial(_execute, cursor, sql, parameters), conn.adbc_cancel, abandon=lease.abandon
+            )
+        except KeyboardInterrupt:
+            lease.finish(cursor, key)
+            raise
+        except Exception as e:
+            lease.discard(cursor)
+            if kept is not None:
+                kept = None  # the kept connection may have died (a server restart): try a fresh one
+                continue
+            raise RouteUnavailable(f"the driver refused the statement: {e}") from e
+        break
+    try:
+        yield _Reader(reader, conn.adbc_cancel, lease)
+        lease.done = True
     finally:
-        conn.close()
+        lease.finish(cursor, key)
+
+
+def _execute(cursor: t.Any, sql: str, parameters: tuple[t.Any, ...]) -> t.Any:
+    cursor.execute(sql, parameters or None)
+    return cursor.fetch_record_batch()
+
+
+class _Reader:
+    """A record batch reader whose every read Ctrl-C cancels in the database."""
+
+    def __init__(self, reader: t.Any, cancel: t.Callable[[], None], lease: _Lease) -> None:
+        self._reader = reader
+        self._cancel = cancel
+        self._lease = lease
+        self.schema = reader.schema
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        return interruptible(self._reader.read_next_batch, self._cancel, abandon=self._lease.abandon)
+
+
+class _Lease:
+    """One read's use of a connection: given back to the kept ones only if the read ended cleanly
+    (read to the end, or stopped early with the driver's agreement), else closed."""
+
+    def __init__(self, conn: t.Any) -> None:
+        self.conn = conn
+        self.done = False
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+    def discard(self, cursor: t.Any) -> None:
+        """Close the cursor and the connection after a driver error (which may have been the
+        connection's death; the caller raises its own error about it)."""
+        for close in (cursor.close, self.conn.close):
+            with contextlib.suppress(Exception):
+                close()
+
+    def finish(self, cursor: t.Any, key: tuple[int, str]) -> None:
+        if self.abandoned:
+            # A worker thread may still be inside the driver: leave the connection to it (it is
+            # closed when the process ends) rather than close it under its feet.
+            return
+        try:
+            if not self.done:
+                # Stopped before the end (frames() closed early, an error, Ctrl-C): without a
+                # cancel, the next statement would wait for the rest of the COPY to drain.
+                self.conn.adbc_cancel()
+            cursor.close()
+        except Exception:
+            self.conn.close()
+            raise
+        _kept.give_back(key, self.conn)
+
+
+class _Kept:
+    """The idle PostgreSQL ADBC connections, one per engine and connection string."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[int, str], t.Any] = {}
+
+    def take(self, key: tuple[int, str]) -> t.Any:
+        with self._lock:
+            return self._idle.pop(key, None)
+
+    def give_back(self, key: tuple[int, str], conn: t.Any) -> None:
+        with self._lock:
+            if key not in self._idle:
+                self._idle[key] = conn
+                return
+        conn.close()  # another read kept one meanwhile (an open frames() iterator): one is enough
+
+    def close(self, engine: sa.Engine | None = None) -> None:
+        with self._lock:
+            keys = [k for k in self._idle if engine is None or k[0] == id(engine)]
+            conns = [self._idle.pop(k) for k in keys]
+        for conn in conns:
+            with contextlib.suppress(Exception):  # the server may be gone already
+                conn.close()
+
+
+_kept = _Kept()
+atexit.register(_kept.close)
+
+
+def close_connections(engine: sa.Engine) -> None:
+    """Close the ADBC connections kept for ``engine`` (idempotent)."""
+    _kept.close(engine)
 
 
 @contextlib.contextmanager

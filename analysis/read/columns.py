@@ -88,12 +88,12 @@ def assemble(names: list[str], chunks: list[list[Column]], dtype_backend: str) -
     """One DataFrame from converted chunks, freeing each column's chunks as it goes."""
     import pandas as pd
 
-    data: dict[str, pd.Series] = {}
-    for i, name in enumerate(names):
+    data: dict[int, t.Any] = {}
+    for i in range(len(names)):
         parts, chunks[i] = chunks[i], []
         column = _concat(parts)
         del parts
-        data[name] = plans.to_series(column, dtype_backend)
+        data[i] = plans.to_array(column, dtype_backend)
         del column
     frame = pd.DataFrame(data, copy=False)
     frame.columns = list(names)

@@ -58,6 +58,10 @@ def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
             return pc.not_equal(column, 0)
         return _python_column(column, _to_bool, infer=True).cast(pa.bool_())
     if kind == "float":
+        if type_ == pa.float32():
+            # A single-precision column (MySQL FLOAT, PostgreSQL real): the DBAPI drivers read the
+            # server's shortest spelling (0.1), not the widened binary value (0.10000000149...).
+            return column.cast(pa.string()).cast(pa.float64())
         return column if type_ == pa.float64() else column.cast(pa.float64())
     if kind == "decimal":
         return _decimal(column, plan)
@@ -85,7 +89,8 @@ def convert_column(column: pa.ChunkedArray, plan: ColumnPlan) -> t.Any:
             column = column.cast(pa.string())
         return _categorical(column, plan) if kind == "enum" else column
     if kind == "binary":
-        return column if pa.types.is_binary(type_) or pa.types.is_large_binary(type_) else column.cast(pa.binary())
+        # binary, also from drivers that give large_binary (connectorx): one dtype on every route
+        return column if pa.types.is_binary(type_) else column.cast(pa.binary())
     raise AssertionError(f"unknown column kind {kind!r}")
 
 

@@ -175,36 +175,47 @@ def _base(type_: sa.types.TypeEngine[t.Any] | None) -> sa.types.TypeEngine[t.Any
 
 
 def to_series(column: t.Any, dtype_backend: str) -> pd.Series:
+    """A converted column as a pandas Series of the dtype in the README's table."""
+    import pandas as pd
+
+    return pd.Series(to_array(column, dtype_backend), copy=False)
+
+
+def to_array(column: t.Any, dtype_backend: str) -> t.Any:
+    """A converted column as the pandas array behind :func:`to_series`, without building the
+    Series: a DataFrame made from arrays skips a Series and an index alignment per column,
+    which is most of the cost of a small result."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     if isinstance(column, np.ndarray):
-        return pd.Series(column, dtype=object, copy=False)
+        return column  # object values (JSON, custom types): an object column
     if isinstance(column, pa.Array):
         column = pa.chunked_array([column])
     type_ = column.type
     if pa.types.is_dictionary(type_):
-        return column.to_pandas()
+        return column.to_pandas().array
     if dtype_backend == "pyarrow":
         if pa.types.is_null(type_):
-            return pd.Series(pd.array([None] * len(column), dtype=object), dtype=object)
-        return pd.Series(pd.arrays.ArrowExtensionArray(column), copy=False)
+            nulls = np.empty(len(column), dtype=object)
+            return nulls
+        return pd.arrays.ArrowExtensionArray(column)
     if pa.types.is_timestamp(type_) or pa.types.is_duration(type_):
-        return column.to_pandas()
+        return column.to_pandas().array
     masked = _masked_array(column)
     if masked is not None:
-        return pd.Series(masked, copy=False)
+        return masked
     if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return pd.Series(pd.arrays.ArrowStringArray(column), copy=False)
+        return pd.arrays.ArrowStringArray(column)
     if pa.types.is_binary(type_) or pa.types.is_large_binary(type_) or pa.types.is_null(type_):
-        return pd.Series(column.to_pandas().to_numpy(dtype=object), dtype=object)
+        return column.to_pandas().to_numpy(dtype=object)
     if pa.types.is_nested(type_):
         values = np.empty(len(column), dtype=object)
         values[:] = column.to_pylist()
-        return pd.Series(values, dtype=object)
+        return values
     # decimals, dates, times, durations: Arrow-backed, exact.
-    return pd.Series(pd.arrays.ArrowExtensionArray(column), copy=False)
+    return pd.arrays.ArrowExtensionArray(column)
 
 
 def _masked_array(column: pa.ChunkedArray) -> t.Any:

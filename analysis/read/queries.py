@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import CompoundSelect, Select, TextualSelect
 
 from ..connections import connection_lost_error, is_connection_lost, is_read_statement, read_connection
 from ..errors import DatabaseUnavailableError, QueryError
+from .cancel import connection_canceller, interruptible
 
 _UNNAMED = ("_no_label", "?", "")
 
@@ -218,10 +219,16 @@ def _text_keys(conn: sa.Connection, resolved: ResolvedQuery) -> list[str]:
         probe = sa.text(f"SELECT * FROM ({clause.text}) AS _describe LIMIT 0")
         try:
             with conn.begin_nested():
-                return list(conn.execute(probe, resolved.params).keys())
+                # MariaDB evaluates the derived table even under LIMIT 0: Ctrl-C must stop it too.
+                result = interruptible(lambda: conn.execute(probe, resolved.params), connection_canceller(conn))
+                return list(result.keys())
         except sa.exc.DBAPIError:
             pass  # not usable as a derived table: fall through to a streaming probe
-    result = conn.execute(clause, resolved.params, execution_options={"stream_results": True})
+    # SQLite runs the query up to its first row here: Ctrl-C must be able to stop it.
+    result = interruptible(
+        lambda: conn.execute(clause, resolved.params, execution_options={"stream_results": True}),
+        connection_canceller(conn),
+    )
     try:
         return list(result.keys())
     finally:

@@ -26,40 +26,54 @@ values are read without SQLAlchemy's per-value result processing (the columns ar
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..connections import read_connection, session_has_writes
-from ..errors import DriverFailed, QueryError, RouteUnavailable, TypeMismatch
-from . import adbc, columns, plans
+from ..connections import is_read_statement, read_connection, session_has_writes
+from ..errors import DriverFailed, QueryError, RouteUnavailable, TooLarge, TypeMismatch
+from . import adbc, columns, mysql, plans
+from .cancel import connection_canceller, interruptible
 from .queries import ResolvedQuery, query_error, unique_names
 
-Route = t.Literal["arrow", "arrow-cast-all", "stream"]
+Route = t.Literal["small", "arrow", "arrow-cast-all", "stream"]
 Casts = t.Literal["none", "needed", "all"]
 T = t.TypeVar("T")
+R = t.TypeVar("R", bound=str)
 
 #: Rows per fetch when reading through the DBAPI driver.
 FETCH_ROWS = 65_536
+#: SQLite results of at most this many rows are read through the app's own sqlite3 connection
+#: (``"small"``): cheaper than a round trip to the helper process, which may still be starting.
+#: 0 turns that route off.
+SMALL_ROWS = 1_000
 
 
-def candidate_routes(session: Session, engine: sa.Engine, application_name: str | None) -> list[Route]:
+def candidate_routes(
+    session: Session, engine: sa.Engine, application_name: str | None, *, whole: bool = False
+) -> list[Route]:
     """The routes that may serve a read on ``engine``, best first; ``"stream"`` is always last.
 
     ``application_name`` ``None`` means SQLAlchemy's route only. A session with uncommitted
     writes reads through its own connection, to see them, so only ``"stream"`` serves it.
+    ``whole``: the caller wants the whole result at once (``frame()``); on SQLite a small one
+    is then read through sqlite3 (``"small"``, which gives up after :data:`SMALL_ROWS` rows).
     """
-    if application_name is None or session_has_writes(session) or not adbc.supports(engine):
+    if application_name is None or session_has_writes(session):
+        return ["stream"]
+    if not adbc.supports(engine) and not mysql.supports(engine):
         return ["stream"]
     if engine.dialect.name == "sqlite":
-        return ["arrow", "arrow-cast-all", "stream"]
+        small: list[Route] = ["small"] if whole and SMALL_ROWS > 0 else []
+        return [*small, "arrow", "arrow-cast-all", "stream"]
     return ["arrow", "stream"]
 
 
 def run_routes(
-    routes: t.Sequence[Route], attempt: t.Callable[[Route], T], *, on_retry: t.Callable[[], None] = lambda: None
-) -> tuple[Route, T]:
+    routes: t.Sequence[R], attempt: t.Callable[[R], T], *, on_retry: t.Callable[[], None] = lambda: None
+) -> tuple[R, T]:
     """Run ``attempt`` on the first route that serves it; returns that route and the result.
 
     ``on_retry`` is called before each new attempt (to reset a progress bar, say).
@@ -69,7 +83,7 @@ def run_routes(
         route = routes[position]
         try:
             return route, attempt(route)
-        except TypeMismatch:
+        except (TypeMismatch, TooLarge):
             position += 1
         except RouteUnavailable:
             position = len(routes) - 1
@@ -106,7 +120,7 @@ def converted_batches(
             names = unique_names(names)
             converter = columns.Converter(
                 column_plans or [plans.ColumnPlan(n, "raw") for n in names],
-                check=route != "stream",
+                check=route not in ("stream", "small"),  # DBAPI values: nothing to check
                 dialect_name=engine.dialect.name,
             )
         converted = converter.convert(raw)
@@ -123,6 +137,21 @@ def _raw_batches(
     application_name: str | None,
     batch_rows: int | None,
 ) -> t.Iterator[columns.Batch]:
+    if route == "small":
+        try:
+            with read_connection(session, resolved.statement) as conn:
+                # One fetch of SMALL_ROWS + 1 rows tells; dropping a SQLite cursor early is free.
+                batches = _dbapi_batches(conn, resolved, column_plans, SMALL_ROWS + 1)
+                try:
+                    first = next(batches)
+                finally:
+                    batches.close()
+        except sa.exc.DBAPIError as e:
+            raise query_error(e, resolved.statement) from e
+        if first[1] and len(first[1][0]) > SMALL_ROWS:
+            raise TooLarge(f"more than {SMALL_ROWS} rows")
+        yield first
+        return
     if route == "stream":
         try:
             with read_connection(session, resolved.statement) as conn:
@@ -133,10 +162,12 @@ def _raw_batches(
     if application_name is None:
         raise RouteUnavailable("the Arrow route needs an application_name")
     cast_all = route == "arrow-cast-all"
+    whole = batch_rows is None
     if batch_rows is None:
         batch_rows = adbc.SQLITE_ONE_BATCH if cast_all else adbc.SQLITE_BATCH_ROWS
     yield from _arrow_batches(
-        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows
+        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows,
+        whole=whole,
     )
 
 
@@ -148,14 +179,12 @@ def _arrow_batches(
     *,
     casts: Casts,
     batch_rows: int,
+    whole: bool = False,
 ) -> t.Iterator[columns.Batch]:
-    """Raw columns from the Arrow-native driver, one record batch at a time."""
+    """Raw columns from the Arrow-native driver, one record batch at a time (``whole``: the
+    caller keeps the whole result anyway, so the driver may fetch it at once)."""
     statement = raw_statement(resolved, column_plans, engine.dialect.name, casts=casts)
-    try:
-        sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
-    except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
-        raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
-    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+    with _open_arrow_reader(engine, statement, resolved, application_name, batch_rows, whole) as reader:
         names = resolved.names if column_plans is not None else list(reader.schema.names)
         yielded = False
         while True:
@@ -176,16 +205,46 @@ def _arrow_batches(
             yield names, [columns.empty_column() for _ in names]
 
 
+@contextlib.contextmanager
+def _open_arrow_reader(
+    engine: sa.Engine, statement: sa.Executable, resolved: ResolvedQuery, application_name: str, batch_rows: int,
+    whole: bool,
+) -> t.Iterator[t.Any]:
+    """The Arrow-native driver's reader of the statement's batches (ADBC, or connectorx for
+    MariaDB/MySQL for whole results; its small results go through PyMySQL instead)."""
+    if mysql.supports(engine):
+        if not whole:
+            raise RouteUnavailable("connectorx cannot stream interruptibly: read in chunks through PyMySQL")
+        sql = mysql.compile_literal(statement, resolved.params, engine.dialect)
+        if not is_read_statement(sql):
+            raise RouteUnavailable("connectorx reads queries only")
+        expected = mysql.expected_rows(engine, sql)
+        if expected is not None and expected <= mysql.SMALL_RESULT_ROWS:
+            raise RouteUnavailable(f"a small result (about {expected} rows): the pooled connection is quicker")
+        with mysql.open_reader(engine, sql) as reader:
+            yield reader
+        return
+    try:
+        sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
+    except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
+        raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
+    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+        yield reader
+
+
 def _dbapi_batches(
     conn: sa.Connection, resolved: ResolvedQuery, column_plans: list[plans.ColumnPlan] | None, rows_per_batch: int
-) -> t.Iterator[columns.Batch]:
+) -> t.Generator[columns.Batch, None, None]:
     """Raw columns of ``rows_per_batch`` rows at a time, from a streaming cursor."""
     sqlite = conn.dialect.name == "sqlite"
     statement = raw_statement(resolved, column_plans, conn.dialect.name, casts="all" if sqlite else "none")
     # SQLite reads incrementally anyway; elsewhere a server-side cursor bounds memory.
     options = {} if sqlite else {"stream_results": True, "max_row_buffer": rows_per_batch}
     # Per statement: Connection.execution_options() would change the (session's) connection.
-    result = conn.execute(statement, resolved.params, execution_options=options)
+    cancel = connection_canceller(conn)
+    result = interruptible(
+        lambda: conn.execute(statement, resolved.params, execution_options=options), cancel
+    )
     try:
         if not result.returns_rows:
             raise QueryError("The statement returned no rows (it is not a query).")
@@ -194,7 +253,7 @@ def _dbapi_batches(
         objects = {i for i, plan in enumerate(column_plans or ()) if plan.kind in ("json", "python")}
         yielded = False
         while True:
-            rows = result.fetchmany(rows_per_batch)
+            rows = interruptible(lambda: result.fetchmany(rows_per_batch), cancel)
             if not rows:
                 break
             yielded = True
