@@ -24,9 +24,11 @@ from .errors import InsertError as InsertError
 from .errors import JobError as JobError
 from .errors import NotConnectedError as NotConnectedError
 from .errors import ParameterError as ParameterError
+from .errors import PartitionError as PartitionError
 from .errors import QueryError as QueryError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import ReportNotFoundError as ReportNotFoundError
+from .errors import SnapshotError as SnapshotError
 from .export import ExportResult as ExportResult
 from .ipython import load_ipython_extension as load_ipython_extension
 from .ipython import unload_ipython_extension as unload_ipython_extension
@@ -56,9 +58,11 @@ __all__ = [
     "JobError",
     "NotConnectedError",
     "ParameterError",
+    "PartitionError",
     "QueryError",
     "ReadOnlyError",
     "ReportNotFoundError",
+    "SnapshotError",
     "Workbench",
     "arrow",
     "connect",

@@ -49,6 +49,7 @@ if t.TYPE_CHECKING:
     from .insert import OnConflict
     from .read import FrameIterator
     from .read.plans import DtypeBackend
+    from .snapshot import HeldSnapshot
 
 _current: Workbench | None = None
 
@@ -364,6 +365,22 @@ class Workbench:
 
         _require("polars", "polars")
         return to_polars(self.arrow(query, params=params))
+
+    def snapshot(self) -> t.ContextManager[HeldSnapshot]:
+        """A block in which every read sees one snapshot of the database.
+
+        >>> with wb.snapshot():
+        ...     users = wb.frame(User)
+        ...     events = wb.dask(Event, npartitions=8)   # PostgreSQL: the partitions too
+        ...     totals = events.groupby("user_id").amount.sum().compute()
+
+        PostgreSQL exports the snapshot and every read imports it (Dask partitions included);
+        SQLite and MariaDB keep it in the session's transaction, which every read in the block
+        goes through. The block only reads. See the README for what holds on each backend.
+        """
+        from .snapshot import hold
+
+        return hold(self.session, list(self.db.engines.values()))
 
     def insert_frame(
         self, model: t.Any, df: pd.DataFrame, *, chunksize: int = 10_000, on_conflict: OnConflict = "error"

@@ -29,7 +29,7 @@ import urllib.parse
 
 import sqlalchemy as sa
 
-from ..connections import read_only_statements
+from ..connections import import_snapshot_statements, read_only_statements
 from ..errors import HelperError, RouteUnavailable
 
 if t.TYPE_CHECKING:
@@ -108,12 +108,13 @@ def positional_dialect(engine: sa.Engine) -> sa.Dialect:
 @contextlib.contextmanager
 def open_reader(
     engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], *, application_name: str = "analysis",
-    batch_rows: int | None = None,
+    batch_rows: int | None = None, snapshot: str | None = None,
 ) -> t.Iterator[pa.RecordBatchReader]:
     """Run ``sql`` on a fresh read-only ADBC connection and yield its batches.
 
     The connection is closed when the block ends, whether the batches were all read or not.
     SQLite is read in a helper process (see :mod:`analysis.read.sqlite_helper` for why).
+    ``snapshot`` (PostgreSQL) is an exported snapshot id the statement's transaction imports.
     """
     name = engine.dialect.name
     if name == "sqlite":
@@ -131,6 +132,10 @@ def open_reader(
         cursor = conn.cursor()
         try:
             try:
+                if snapshot is not None:
+                    # The connection is in autocommit: a transaction of our own, ended by close().
+                    for statement in ["BEGIN", *import_snapshot_statements(snapshot)]:
+                        cursor.execute(statement)
                 cursor.execute(sql, parameters or None)
                 reader = cursor.fetch_record_batch()
             except Exception as e:  # driver errors: let SQLAlchemy run it and report it

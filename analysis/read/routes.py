@@ -31,7 +31,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..connections import read_connection, session_has_writes
+from ..connections import read_connection, reads_through_session, snapshot_for
 from ..errors import DriverFailed, QueryError, RouteUnavailable, TypeMismatch
 from . import adbc, columns, plans
 from .queries import ResolvedQuery, query_error, unique_names
@@ -50,7 +50,7 @@ def candidate_routes(session: Session, engine: sa.Engine, application_name: str 
     ``application_name`` ``None`` means SQLAlchemy's route only. A session with uncommitted
     writes reads through its own connection, to see them, so only ``"stream"`` serves it.
     """
-    if application_name is None or session_has_writes(session) or not adbc.supports(engine):
+    if application_name is None or reads_through_session(session, engine) or not adbc.supports(engine):
         return ["stream"]
     if engine.dialect.name == "sqlite":
         return ["arrow", "arrow-cast-all", "stream"]
@@ -135,8 +135,10 @@ def _raw_batches(
     cast_all = route == "arrow-cast-all"
     if batch_rows is None:
         batch_rows = adbc.SQLITE_ONE_BATCH if cast_all else adbc.SQLITE_BATCH_ROWS
+    snapshot = snapshot_for(session, engine)
     yield from _arrow_batches(
-        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows
+        engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows,
+        snapshot=snapshot.exported if snapshot is not None else None,
     )
 
 
@@ -148,14 +150,18 @@ def _arrow_batches(
     *,
     casts: Casts,
     batch_rows: int,
+    snapshot: str | None = None,
 ) -> t.Iterator[columns.Batch]:
-    """Raw columns from the Arrow-native driver, one record batch at a time."""
+    """Raw columns from the Arrow-native driver, one record batch at a time (in the exported
+    PostgreSQL ``snapshot``, if given)."""
     statement = raw_statement(resolved, column_plans, engine.dialect.name, casts=casts)
     try:
         sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
     except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
         raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
-    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+    with adbc.open_reader(
+        engine, sql, values, application_name=application_name, batch_rows=batch_rows, snapshot=snapshot
+    ) as reader:
         names = resolved.names if column_plans is not None else list(reader.schema.names)
         yielded = False
         while True:
