@@ -35,9 +35,10 @@ from .errors import (
     ReadOnlyError,
 )
 from .errors import first_line as _first_line
-from .locate import AppSource, build_app
+from .locate import AppSource, build_app, import_string_for
 
 if t.TYPE_CHECKING:
+    import dask.dataframe as dd
     import pandas as pd
     import polars as pl
     import pyarrow as pa
@@ -78,6 +79,8 @@ def connect(
         _current.close()
     flask_app = build_app(app, config)
     workbench = Workbench(flask_app, writable=writable)
+    workbench.import_string = import_string_for(app)
+    workbench.app_config = dict(config) if config is not None else None
     workbench.open()
     _current = workbench
     return workbench
@@ -119,6 +122,10 @@ class Workbench:
         #: Whether to hook into IPython's cells; a job run inside a notebook does not.
         self.cell_hooks = cell_hooks
         self.application_name = (application_name or default_application_name(app))[:63]
+        #: How another process builds the same app (``flask --app`` notation) and the config
+        #: given to the factory, as :func:`connect` recorded them; Dask's workers use them.
+        self.import_string: str | None = None
+        self.app_config: dict[str, t.Any] | None = None
         self.closed = False
         self._opened = False
         self._context = ContextKeeper(app)
@@ -365,6 +372,47 @@ class Workbench:
 
         _require("polars", "polars")
         return to_polars(self.arrow(query, params=params))
+
+    def dask(
+        self,
+        query: t.Any,
+        *,
+        npartitions: int | None = None,
+        partition_on: str | None = None,
+        params: t.Mapping[str, t.Any] | None = None,
+        url_env: str | None = None,
+        dtype_backend: DtypeBackend = "numpy_nullable",
+    ) -> dd.DataFrame:
+        """``query`` as a ``dask.dataframe.DataFrame`` whose partitions Dask's workers read in
+        parallel (the ``dask`` extra), whichever scheduler runs them.
+
+        Partitions are ranges of the primary key, or of ``partition_on`` (a column of the
+        query), computed in the database: every row is in exactly one. ``npartitions`` defaults
+        to one per million rows. The dtypes are :meth:`frame`'s, known without reading data;
+        each partition is read through the same read path (fast routes, read-only) and its
+        connections closed. Workers rebuild the app from the import string given to
+        :func:`connect` (they need the app's code and environment), or build an engine from the
+        database URL in the environment variable ``url_env``: no password is in the task graph.
+        Inside :meth:`snapshot` (PostgreSQL) every partition reads the same snapshot; call
+        ``compute()`` inside the block.
+
+        >>> events = wb.dask(Event, npartitions=8)
+        >>> events.groupby("kind")["amount"].sum().compute()
+        """
+        import uuid
+
+        from .partitions import AppRecipe, read_dask
+
+        _require("dask", "dask")
+        recipe = AppRecipe(
+            import_string=self.import_string,
+            config=tuple(sorted(self.app_config.items())) if self.app_config is not None else None,
+            url_env=url_env, local_token=uuid.uuid4().hex, app_name=self.app.name,
+        )
+        return read_dask(
+            self.session, query, recipe=recipe, npartitions=npartitions, partition_on=partition_on, params=params,
+            dtype_backend=dtype_backend, binds=dict(self.db.engines),
+        )
 
     def snapshot(self) -> t.ContextManager[HeldSnapshot]:
         """A block in which every read sees one snapshot of the database.

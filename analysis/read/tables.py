@@ -59,6 +59,12 @@ def assemble_table(names: list[str], chunks: list[list[Column]], plans: list[Col
 
 def empty_table(names: list[str], plans: list[ColumnPlan]) -> pa.Table:
     """The columns the plans give, with no rows: a result's schema known without reading it."""
+    return assemble_table(names, empty_columns(plans), plans)
+
+
+def empty_columns(plans: list[ColumnPlan]) -> list[list[Column]]:
+    """One empty converted column per plan, as the read path would convert a result of no rows
+    (for :func:`assemble_table` or :func:`analysis.read.columns.assemble`)."""
     import numpy as np
 
     empty: list[list[Column]] = []
@@ -71,7 +77,7 @@ def empty_table(names: list[str], plans: list[ColumnPlan]) -> pa.Table:
         else:
             column = np.empty(0, dtype=object)
         empty.append([column])
-    return assemble_table(names, empty, plans)
+    return empty
 
 
 def arrow_column(column: Column, plan: ColumnPlan | None) -> pa.ChunkedArray:
