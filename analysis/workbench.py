@@ -404,9 +404,11 @@ class Workbench:
         from .partitions import AppRecipe, read_dask
 
         _require("dask", "dask")
+        config = tuple(sorted(self.app_config.items())) if self.app_config is not None else None
         recipe = AppRecipe(
-            import_string=self.import_string,
-            config=tuple(sorted(self.app_config.items())) if self.app_config is not None else None,
+            # With url_env the workers build an engine only: the app's recipe stays here.
+            import_string=self.import_string if url_env is None else None,
+            config=config if url_env is None else None,
             url_env=url_env, local_token=uuid.uuid4().hex, app_name=self.app.name,
         )
         return read_dask(

@@ -191,13 +191,13 @@ def test_credentials_never_travel_in_the_task_graph(seeded_app, client, database
     with analysis.connect("my_app:create_app", config={"SQLALCHEMY_DATABASE_URI": secret}) as wb:
         with pytest.raises(PartitionError, match=r"holds a secret \(SQLALCHEMY_DATABASE_URI\).*url_env="):
             wb.dask(Event)
-        client.run(os.environ.__setitem__, "ANALYSIS_TEST_WAREHOUSE", secret)
+        client.run(lambda: os.environ.update(ANALYSIS_TEST_WAREHOUSE=secret))
         events = wb.dask(Event, npartitions=2, url_env="ANALYSIS_TEST_WAREHOUSE")
         import cloudpickle
 
         assert b"s3cret-pw" not in cloudpickle.dumps(events.__dask_graph__())
         pd.testing.assert_frame_equal(by_id(events.compute()), by_id(wb.frame(Event)))
-        client.run(os.environ.pop, "ANALYSIS_TEST_WAREHOUSE")
+        client.run(lambda: os.environ.pop("ANALYSIS_TEST_WAREHOUSE"))
         with pytest.raises(PartitionError, match=r"ANALYSIS_TEST_WAREHOUSE is not set on this Dask worker"):
             events.compute()
     assert worker_connections(client) == []
