@@ -497,17 +497,23 @@ class Workbench:
         chunksize: int | None = None,
         compression: str | None = "snappy",
         progress: bool = True,
+        partition_by: t.Sequence[str] | None = None,
     ) -> ExportResult:
         """Write the rows of ``query`` to a Parquet file (pyarrow), streamed and atomic.
 
         Columns keep the types :meth:`frame` gives (exact decimals, UTC timestamps, nullable
         integers); ``compression`` is a Parquet codec (``"snappy"``, ``"zstd"``, ``None``).
+        ``partition_by`` (column names) writes a hive-partitioned directory at ``path`` instead
+        (``kind=purchase/part-0.parquet``), which pyarrow.dataset, Dask, Polars, DuckDB and
+        Spark read; atomic as a whole: a failed export leaves no dataset (or the earlier one).
+
+        >>> wb.export_parquet(Event, "events", partition_by=["kind"])
         """
         from .export import export_parquet
 
         return export_parquet(
             self.session, query, path, params=params, chunksize=chunksize, compression=compression,
-            progress=progress, application_name=self.application_name,
+            progress=progress, application_name=self.application_name, partition_by=partition_by,
         )
 
     def report(self, name: str, **params: t.Any) -> pd.DataFrame:
