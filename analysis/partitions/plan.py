@@ -209,8 +209,10 @@ def _boundaries(
         )
     source = column.table
     numeric = plan.kind in _NUMERIC_KINDS
+    # The count only when it decides the number of partitions: min and max come from an index.
     stats = sa.select(
-        sa.func.count(), *((sa.func.min(column), sa.func.max(column)) if numeric else ())
+        sa.func.count() if npartitions is None else sa.literal(npartitions),
+        *((sa.func.min(column), sa.func.max(column)) if numeric else ()),
     ).select_from(source)
     try:
         with read_connection(session, stats) as conn:
