@@ -90,7 +90,7 @@ def child(method: str, rows: int, npartitions: int) -> dict[str, t.Any]:
 
         started = time.perf_counter()
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
         )
         client = distributed.Client(cluster)
         cluster_seconds = time.perf_counter() - started

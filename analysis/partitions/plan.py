@@ -210,14 +210,15 @@ def _boundaries(
     source = column.table
     numeric = plan.kind in _NUMERIC_KINDS
     # The count only when it decides the number of partitions: min and max come from an index.
-    stats = sa.select(
-        sa.func.count() if npartitions is None else sa.literal(npartitions),
-        *((sa.func.min(column), sa.func.max(column)) if numeric else ()),
-    ).select_from(source)
+    aggregates: list[sa.ColumnElement[t.Any]] = [sa.func.count()] if npartitions is None else []
+    if numeric:
+        aggregates += [sa.func.min(column), sa.func.max(column)]
     try:
-        with read_connection(session, stats) as conn:
-            rows, *extremes = conn.execute(stats).one()
-            n = npartitions or max(1, math.ceil(rows / ROWS_PER_PARTITION))
+        with read_connection(session, sa.select(column).select_from(source)) as conn:
+            found = list(conn.execute(sa.select(*aggregates).select_from(source)).one()) if aggregates else []
+            rows = found.pop(0) if npartitions is None else None
+            extremes = found
+            n = npartitions or max(1, math.ceil((rows or 0) / ROWS_PER_PARTITION))
             if n == 1 or rows == 0:
                 return []
             if numeric:
