@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from test_frames import ROWS, Base, Color, TypeRow
 
 import analysis
-from my_app.extensions import db
+from my_app.db import db
 
 
 class Tagged(Base):
