@@ -145,7 +145,20 @@ def child(method: str, rows: int, npartitions: int) -> dict[str, t.Any]:
     }
 
 
-def measure(method: str, rows: int, npartitions: int) -> dict[str, t.Any]:
+def measure(method: str, rows: int, npartitions: int, repeat: int = 1) -> dict[str, t.Any]:
+    """The median run of ``repeat`` (each in a fresh process), with every run's seconds."""
+    import statistics
+
+    runs = [_run_once(method, rows, npartitions) for _ in range(repeat)]
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[0]
+    median = statistics.median_low([r["seconds"] for r in good])
+    chosen = next(r for r in good if r["seconds"] == median)
+    return {**chosen, "runs": [r["seconds"] for r in good]}
+
+
+def _run_once(method: str, rows: int, npartitions: int) -> dict[str, t.Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.scale", "--child", method, "--rows", str(rows), "--npartitions", str(npartitions)],
         capture_output=True, text=True, cwd=common.ROOT, timeout=1800,
@@ -167,23 +180,26 @@ def report(results: dict[str, t.Any], command: str) -> str:
         "```",
         "",
         f"{rows:,} rows x 10 columns in PostgreSQL, grouped by `category` (sums, counts); {n} partitions;"
-        f" `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`; one run each, each in a fresh"
-        f" process; {results['when']}; {results['machine']}. Seconds cover the read and the groupby (the"
+        f" `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`; the median of"
+        f" {results['repeat']} runs, each in a fresh process (the partition sweep: one run each); {results['when']}; {results['machine']}. Seconds cover the read and the groupby (the"
         " cluster's start is excluded and shown apart). Peak RSS per process: the client and each worker.",
         "",
-        "| method | s | x ours | client peak MB | worker peak MB (before the read) | rows counted |",
-        "|---|---:|---:|---:|---|---:|",
+        "| method | s | runs (s) | x ours | client peak MB | worker peak MB (before the read) | rows counted |",
+        "|---|---:|---|---:|---:|---|---:|",
     ]
     for method in METHODS:
         r = results["methods"].get(method, {})
         if "error" in r:
-            lines.append(f"| {method} | failed: {r['error']} | | | | |")
+            lines.append(f"| {method} | failed: {r['error']} | | | | | |")
             continue
         ratio = f"{r['seconds'] / ours:.2f}" if ours else "?"
         workers = ", ".join(
             f"{w} ({b})" for w, b in zip(r["worker_peak_mb"], r.get("worker_baseline_mb", []), strict=False)
         ) or "–"
-        lines.append(f"| {method} | {r['seconds']:.2f} | {ratio} | {r['client_peak_mb']} | {workers} | {r['rows']:,} |")
+        runs = ", ".join(f"{x:.2f}" for x in r.get("runs", [r["seconds"]]))
+        lines.append(
+            f"| {method} | {r['seconds']:.2f} | {runs} | {ratio} | {r['client_peak_mb']} | {workers} | {r['rows']:,} |"
+        )
     lines += ["", "Workbench.dask's peak RSS per worker by partition size:", "",
               "| npartitions | rows per partition | s | worker peak MB (before the read) | added by the read, MB |",
               "|---:|---:|---:|---|---|"]
@@ -218,6 +234,7 @@ def main(argv: t.Sequence[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=4_000_000)
     parser.add_argument("--npartitions", type=int, default=8)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method (the median is reported)")
     parser.add_argument("--partition-sweep", default="4,16", help="more npartitions for Workbench.dask; '' to skip")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -227,12 +244,12 @@ def main(argv: t.Sequence[str] | None = None) -> None:
         return
     frames.prepare("postgresql", args.rows)
     results: dict[str, t.Any] = {
-        "rows": args.rows, "npartitions": args.npartitions, "methods": {}, "by_partitions": {},
+        "rows": args.rows, "npartitions": args.npartitions, "repeat": args.repeat, "methods": {}, "by_partitions": {},
         "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
     }
     for method in [m for m in args.methods.split(",") if m]:
         print(f"{method}...", file=sys.stderr, flush=True)
-        results["methods"][method] = measure(method, args.rows, args.npartitions)
+        results["methods"][method] = measure(method, args.rows, args.npartitions, args.repeat)
         print(f"  {results['methods'][method]}", file=sys.stderr, flush=True)
     if OURS in results["methods"]:
         results["by_partitions"][str(args.npartitions)] = results["methods"][OURS]

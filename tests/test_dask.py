@@ -228,3 +228,21 @@ def test_what_cannot_be_partitioned_says_what_to_do(seeded_app, wb):
         )
     finally:
         reopened.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_job_reads_partitions_on_the_cluster(seeded_app, client):
+    url = seeded_app.config["SQLALCHEMY_DATABASE_URI"]
+    with analysis.job("my_app:create_app", config={"SQLALCHEMY_DATABASE_URI": url}, writable=False) as wb:
+        counts = wb.dask(Event, npartitions=3).groupby("kind")["id"].count().compute()
+        assert counts.sum() == 100 and counts.to_dict() == wb.frame(Event)["kind"].value_counts().to_dict()
+
+
+def test_the_import_string_workers_rebuild_the_app_from():
+    from analysis.locate import import_string_for
+    from my_app import create_app
+
+    assert import_string_for("my_app:create_app ") == "my_app:create_app"
+    assert import_string_for(create_app) == "my_app:create_app"
+    assert import_string_for(lambda: create_app()) is None
+    assert import_string_for(create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})) is None
