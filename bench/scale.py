@@ -151,6 +151,8 @@ def measure(method: str, rows: int, npartitions: int, repeat: int = 1) -> dict[s
 
     runs = [_run_once(method, rows, npartitions) for _ in range(repeat)]
     good = [r for r in runs if "error" not in r]
+    for failed in (r for r in runs if "error" in r):
+        print(f"  a run of {method} failed: {failed['error']}", file=sys.stderr, flush=True)
     if not good:
         return runs[0]
     median = statistics.median_low([r["seconds"] for r in good])
