@@ -4,7 +4,7 @@
 >>> wb = analysis.connect("my_app:create_app")      # read-only unless writable=True
 >>> wb.tables()                                     # what is there, at a glance
 
-The functions ``frame``, ``frames``, ``export_csv``, ``export_parquet`` and ``insert_frame``
+The functions ``frame``, ``frames``, ``arrow``, ``polars``, ``export_csv``, ``export_parquet`` and ``insert_frame``
 here are the methods of the current Workbench (the one :func:`connect` opened last).
 """
 
@@ -24,9 +24,11 @@ from .errors import InsertError as InsertError
 from .errors import JobError as JobError
 from .errors import NotConnectedError as NotConnectedError
 from .errors import ParameterError as ParameterError
+from .errors import PartitionError as PartitionError
 from .errors import QueryError as QueryError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import ReportNotFoundError as ReportNotFoundError
+from .errors import SnapshotError as SnapshotError
 from .export import ExportResult as ExportResult
 from .ipython import load_ipython_extension as load_ipython_extension
 from .ipython import unload_ipython_extension as unload_ipython_extension
@@ -38,6 +40,8 @@ from .workbench import current as current
 
 if t.TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
     from .insert import OnConflict
     from .read import FrameIterator
@@ -54,10 +58,13 @@ __all__ = [
     "JobError",
     "NotConnectedError",
     "ParameterError",
+    "PartitionError",
     "QueryError",
     "ReadOnlyError",
     "ReportNotFoundError",
+    "SnapshotError",
     "Workbench",
+    "arrow",
     "connect",
     "current",
     "export_csv",
@@ -68,6 +75,7 @@ __all__ = [
     "job",
     "jobs",
     "load_ipython_extension",
+    "polars",
     "report",
     "unload_ipython_extension",
 ]
@@ -76,6 +84,16 @@ __all__ = [
 def frame(query: t.Any, **options: t.Any) -> pd.DataFrame:
     """:meth:`Workbench.frame` on the current Workbench: ``analysis.frame(User.query)``."""
     return current().frame(query, **options)
+
+
+def arrow(query: t.Any, **options: t.Any) -> pa.Table:
+    """:meth:`Workbench.arrow` on the current Workbench."""
+    return current().arrow(query, **options)
+
+
+def polars(query: t.Any, **options: t.Any) -> pl.DataFrame:
+    """:meth:`Workbench.polars` on the current Workbench."""
+    return current().polars(query, **options)
 
 
 def frames(query: t.Any, **options: t.Any) -> FrameIterator:

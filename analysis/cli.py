@@ -84,6 +84,8 @@ def _summary(result: ExportResult) -> None:
               help="Neutralise text cells that a spreadsheet would run as formulas (CSV).")
 @click.option("--encoding", default="utf-8", show_default=True, help="CSV encoding; utf-8-sig adds a BOM for Excel.")
 @click.option("--chunksize", type=click.IntRange(min=1), default=None, help="Rows per batch.")
+@click.option("--partition-by", "partition_by", multiple=True, metavar="COLUMN",
+              help="Write a hive-partitioned Parquet directory at PATH, a level per column (repeat or comma-separate).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: if a terminal].")
 @pass_script_info
 @errors_as_one_line
@@ -97,13 +99,16 @@ def export_command(
     excel_safe: bool,
     encoding: str,
     chunksize: int | None,
+    partition_by: tuple[str, ...],
     progress: bool | None,
 ) -> None:
-    """Export a model, a table or a SQL query to PATH (.csv, .csv.gz, .csv.zip, .parquet).
+    """Export a model, a table or a SQL query to PATH (.csv, .csv.gz, .csv.zip, .parquet), or
+    with --partition-by to a directory of Parquet files.
 
     \b
     flask --app my_app export users.csv --model User
     flask --app my_app export events.parquet --table events
+    flask --app my_app export events/ --table events --partition-by kind
     flask --app my_app export de.csv --sql "SELECT * FROM users WHERE country = :c" --param c=DE
     """
     from .export.files import output_format
@@ -115,7 +120,8 @@ def export_command(
     params = _params(param_list)
     if params and sql is None:
         raise click.ClickException("--param only applies to --sql queries (with :name placeholders).")
-    fmt = output_format(path)
+    columns = [c.strip() for text in partition_by for c in text.split(",") if c.strip()]
+    fmt = "parquet" if columns else output_format(path)
 
     workbench = _open_workbench(info, "export")
     try:
@@ -125,7 +131,13 @@ def export_command(
             query = find_table(workbench, table_name)
         else:
             query = sql
-        result = _write(workbench, query, path, fmt, params or None, chunksize, excel_safe, encoding, progress)
+        if columns:
+            show = sys.stderr.isatty() if progress is None else progress
+            result = workbench.export_parquet(
+                query, path, params=params or None, chunksize=chunksize, progress=show, partition_by=columns
+            )
+        else:
+            result = _write(workbench, query, path, fmt, params or None, chunksize, excel_safe, encoding, progress)
     finally:
         workbench.close()
     _summary(result)

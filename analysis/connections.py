@@ -11,6 +11,11 @@ Everything the toolkit does to an app's connections lives here, so the rule has 
 * **Which connection a read uses** (:func:`read_connection`): a session that has written must
   see its own writes, so it serves the read itself; otherwise the read gets a connection of
   its own, rolled back and returned to the pool before the caller gets its result.
+* **Snapshots** (``wb.snapshot()``, :mod:`analysis.snapshot`): while a session holds one
+  (:data:`SNAPSHOT_KEY`), a PostgreSQL read on a connection of its own first imports the
+  exported snapshot (:func:`import_snapshot_statements`); on SQLite and MariaDB, whose
+  snapshots cannot be shared, reads go through the session's own connection, which holds it
+  (:func:`reads_through_session`).
 * **Whether a session has written** (:func:`session_has_writes`): statements that may write
   mark their connection (:data:`WRITES_KEY` in ``Connection.info``), and :class:`SessionGuard`
   learns which connections a session's transaction holds from the ``after_begin`` event.
@@ -23,6 +28,7 @@ Everything the toolkit does to an app's connections lives here, so the rule has 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import typing as t
 
@@ -35,6 +41,8 @@ AnySession = t.Union[Session, "scoped_session[t.Any]"]
 
 #: ``Connection.info`` key: the connection's open transaction may hold uncommitted writes.
 WRITES_KEY = "analysis.writes"
+#: ``Session.info`` key: the snapshot each engine's reads see (engine -> :class:`Snapshot`).
+SNAPSHOT_KEY = "analysis.snapshot"
 #: ``Session.info`` key: the connections the session's current transaction has begun.
 CONNECTIONS_KEY = "analysis.connections"
 
@@ -47,6 +55,7 @@ _FLUSH_REFUSED = (
     " with writable=True (analysis.connect(..., writable=True) or %connect --writable);"
     " db.session.rollback() discards the changes."
 )
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 _READ_SQL = re.compile(r"^\s*(\(|select|with|values|table|show|explain|pragma|describe|desc)\b", re.I)
 # SQLSTATE 25006 (PostgreSQL), errors 1792 and 1290 (MariaDB/MySQL), SQLITE_READONLY (SQLite).
 _MYSQL_READ_ONLY_CODES = {1792, 1290}
@@ -264,6 +273,44 @@ def _forget_connections(session: Session, transaction: t.Any) -> None:
         session.info.pop(CONNECTIONS_KEY, None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The database snapshot reads of one engine see.
+
+    ``exported`` is a PostgreSQL snapshot id (``pg_export_snapshot()``) that other connections
+    and processes import; ``None`` means the snapshot lives in the session's own transaction
+    (SQLite, MariaDB), so reads must go through that connection.
+    """
+
+    dialect_name: str
+    exported: str | None = None
+
+
+def snapshot_for(session: AnySession, engine: sa.Engine) -> Snapshot | None:
+    """The snapshot reads of ``engine`` through ``session`` must see, if any."""
+    held: dict[sa.Engine, Snapshot] = plain_session(session).info.get(SNAPSHOT_KEY) or {}
+    return held.get(engine)
+
+
+def reads_through_session(session: AnySession, engine: sa.Engine) -> bool:
+    """Whether a read of ``engine`` must use the session's own connection: to see the session's
+    uncommitted writes, or because that connection holds the snapshot (SQLite, MariaDB)."""
+    snapshot = snapshot_for(session, engine)
+    return (snapshot is not None and snapshot.exported is None) or session_has_writes(session)
+
+
+def import_snapshot_statements(snapshot_id: str) -> list[str]:
+    """PostgreSQL: SQL that makes a new transaction see the exported snapshot ``snapshot_id``
+    (before its first query), read-only."""
+    if not _SNAPSHOT_ID.match(snapshot_id):
+        raise ValueError(f"not a PostgreSQL snapshot id: {snapshot_id!r}")
+    return [
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        f"SET TRANSACTION SNAPSHOT '{snapshot_id}'",
+        "SET TRANSACTION READ ONLY",
+    ]
+
+
 def plain_session(session: AnySession) -> Session:
     """The :class:`~sqlalchemy.orm.Session` behind a ``scoped_session`` (``db.session``)."""
     return session() if isinstance(session, scoped_session) else session
@@ -315,12 +362,17 @@ def read_connection(session: AnySession, statement: sa.Executable | None = None)
     read-only, and rolled back and closed when the block ends, also on error.
     """
     sess = plain_session(session)
-    if session_has_writes(sess):
+    engine = bind_for(sess, statement)
+    if reads_through_session(sess, engine):
         yield sess.connection(bind_arguments={"clause": statement} if statement is not None else None)
         return
-    conn = bind_for(sess, statement).connect()
+    snapshot = snapshot_for(sess, engine)
+    conn = engine.connect()
     restore: str | None = None
     try:
+        if snapshot is not None and snapshot.exported is not None:
+            for sql in import_snapshot_statements(snapshot.exported):
+                conn.exec_driver_sql(sql)
         restore = make_transaction_read_only(conn)
         yield conn
     finally:

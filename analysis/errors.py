@@ -17,7 +17,9 @@ The hierarchy::
     ├── ReportNotFoundError         no report under that name
     ├── ParameterError (ValueError) a report's or query's parameter is missing or of the wrong type
     ├── InsertError                 a DataFrame could not be inserted; nothing was written
-    └── JobError                    a job could not be found or set up
+    ├── JobError                    a job could not be found or set up
+    ├── SnapshotError               wb.snapshot() cannot start, or cannot be shared as asked
+    └── PartitionError              wb.dask() cannot split or rebuild a read on the workers
 
     RouteUnavailable                internal: a read route cannot serve this query; the route
     │                               machine (analysis.read.routes) tries the next one
@@ -96,6 +98,14 @@ class InsertError(AnalysisError):
 
 class JobError(AnalysisError):
     """A job could not be found or set up."""
+
+
+class SnapshotError(AnalysisError):
+    """A snapshot could not be taken, or cannot be shared the way a read needs."""
+
+
+class PartitionError(AnalysisError):
+    """A partitioned read cannot be planned, or its workers could not rebuild the app."""
 
 
 # -- internal: fallbacks between routes, never shown to users -----------------------------------

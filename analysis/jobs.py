@@ -31,7 +31,7 @@ import typing as t
 
 from .connections import connection_lost_error, is_connection_lost
 from .errors import AnalysisError, DatabaseUnavailableError, JobError, first_line
-from .locate import AppSource, build_app
+from .locate import AppSource, build_app, import_string_for
 from .workbench import Workbench, current_or_none, default_application_name
 
 logger = logging.getLogger("analysis.jobs")
@@ -143,6 +143,9 @@ class _Run:
                 application_name=default_application_name(flask_app, purpose="job"),
                 cell_hooks=False,
             )
+            # How Dask's workers would build the same app (wb.dask() inside a job).
+            workbench.import_string = import_string_for(self.job.app)
+            workbench.app_config = dict(self.job.config) if self.job.config is not None else None
             workbench.open()  # closes itself if it fails halfway
         except BaseException as e:
             logger.error(

@@ -202,3 +202,23 @@ def _describe(f: t.Callable[..., t.Any]) -> str:
     module = getattr(f, "__module__", None)
     name = getattr(f, "__qualname__", repr(f))
     return f"{module}:{name}" if module else name
+
+
+def import_string_for(source: AppSource) -> str | None:
+    """``source`` as a ``flask --app`` string another process can build the same app from:
+    the string itself, ``FLASK_APP`` for ``None``, ``"module:name"`` for a module-level factory
+    or app; ``None`` when there is no such string (a lambda, an app made inside a function)."""
+    if source is None:
+        return os.environ.get("FLASK_APP") or None
+    if isinstance(source, str):
+        return source.strip()
+    if isinstance(source, Flask):
+        module = sys.modules.get(source.import_name)
+        names = [name for name, value in vars(module).items() if value is source] if module else []
+        return f"{source.import_name}:{names[0]}" if names else None
+    module_name = getattr(source, "__module__", None)
+    qualname = getattr(source, "__qualname__", "")
+    module = sys.modules.get(module_name or "")
+    if module is None or module_name == "__main__" or "." in qualname or getattr(module, qualname, None) is not source:
+        return None
+    return f"{module_name}:{qualname}"

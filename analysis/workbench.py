@@ -35,10 +35,13 @@ from .errors import (
     ReadOnlyError,
 )
 from .errors import first_line as _first_line
-from .locate import AppSource, build_app
+from .locate import AppSource, build_app, import_string_for
 
 if t.TYPE_CHECKING:
+    import dask.dataframe as dd
     import pandas as pd
+    import polars as pl
+    import pyarrow as pa
     from flask_sqlalchemy import SQLAlchemy
     from flask_sqlalchemy.session import Session
     from sqlalchemy.orm import scoped_session
@@ -47,6 +50,7 @@ if t.TYPE_CHECKING:
     from .insert import OnConflict
     from .read import FrameIterator
     from .read.plans import DtypeBackend
+    from .snapshot import HeldSnapshot
 
 _current: Workbench | None = None
 
@@ -75,6 +79,8 @@ def connect(
         _current.close()
     flask_app = build_app(app, config)
     workbench = Workbench(flask_app, writable=writable)
+    workbench.import_string = import_string_for(app)
+    workbench.app_config = dict(config) if config is not None else None
     workbench.open()
     _current = workbench
     return workbench
@@ -116,6 +122,10 @@ class Workbench:
         #: Whether to hook into IPython's cells; a job run inside a notebook does not.
         self.cell_hooks = cell_hooks
         self.application_name = (application_name or default_application_name(app))[:63]
+        #: How another process builds the same app (``flask --app`` notation) and the config
+        #: given to the factory, as :func:`connect` recorded them; Dask's workers use them.
+        self.import_string: str | None = None
+        self.app_config: dict[str, t.Any] | None = None
         self.closed = False
         self._opened = False
         self._context = ContextKeeper(app)
@@ -338,6 +348,93 @@ class Workbench:
             dtype_backend=dtype_backend, coerce_float=coerce_float,
         )
 
+    def arrow(self, query: t.Any, *, params: t.Mapping[str, t.Any] | None = None) -> pa.Table:
+        """Run ``query`` (anything :meth:`frame` accepts) and return a :class:`pyarrow.Table`.
+
+        The columns are in the canonical Arrow types of the README's table: ``decimal128(p, s)``
+        for Numeric, ``timestamp[us, tz=UTC]`` for timezone-aware DateTime, a dictionary in the
+        Enum's declared order, ``int64`` with NULLs... :meth:`frame` is this table converted to
+        pandas. Read as :meth:`frame` reads: read-only, the fast route where there is one.
+
+        >>> wb.arrow(Event).schema.field("amount").type
+        Decimal128Type(decimal128(10, 2))
+        """
+        from .read import read_table
+
+        return read_table(self.session, query, params=params, application_name=self.application_name + " (fast)")
+
+    def polars(self, query: t.Any, *, params: t.Mapping[str, t.Any] | None = None) -> pl.DataFrame:
+        """Run ``query`` and return a :class:`polars.DataFrame` (the ``polars`` extra).
+
+        Types per the README's table: ``Decimal(p, s)``, ``Datetime("us", "UTC")``, ``pl.Enum``
+        with the Enum's values in declared order, ``Int64`` with nulls, JSON as text.
+
+        >>> wb.polars(User).group_by("plan").len()
+        """
+        from .read.tables import to_polars
+
+        _require("polars", "polars")
+        return to_polars(self.arrow(query, params=params))
+
+    def dask(
+        self,
+        query: t.Any,
+        *,
+        npartitions: int | None = None,
+        partition_on: str | None = None,
+        params: t.Mapping[str, t.Any] | None = None,
+        url_env: str | None = None,
+        dtype_backend: DtypeBackend = "numpy_nullable",
+    ) -> dd.DataFrame:
+        """``query`` as a ``dask.dataframe.DataFrame`` whose partitions Dask's workers read in
+        parallel (the ``dask`` extra), whichever scheduler runs them.
+
+        Partitions are ranges of the primary key, or of ``partition_on`` (a column of the
+        query), computed in the database: every row is in exactly one. ``npartitions`` defaults
+        to one per million rows. The dtypes are :meth:`frame`'s, known without reading data;
+        each partition is read through the same read path (fast routes, read-only) and its
+        connections closed. Workers rebuild the app from the import string given to
+        :func:`connect` (they need the app's code and environment), or build an engine from the
+        database URL in the environment variable ``url_env``: no password is in the task graph.
+        Inside :meth:`snapshot` (PostgreSQL) every partition reads the same snapshot; call
+        ``compute()`` inside the block.
+
+        >>> events = wb.dask(Event, npartitions=8)
+        >>> events.groupby("kind")["amount"].sum().compute()
+        """
+        import uuid
+
+        from .partitions import AppRecipe, read_dask
+
+        _require("dask", "dask")
+        config = tuple(sorted(self.app_config.items())) if self.app_config is not None else None
+        recipe = AppRecipe(
+            # With url_env the workers build an engine only: the app's recipe stays here.
+            import_string=self.import_string if url_env is None else None,
+            config=config if url_env is None else None,
+            url_env=url_env, local_token=uuid.uuid4().hex, app_name=self.app.name,
+        )
+        return read_dask(
+            self.session, query, recipe=recipe, npartitions=npartitions, partition_on=partition_on, params=params,
+            dtype_backend=dtype_backend, binds=dict(self.db.engines),
+        )
+
+    def snapshot(self) -> t.ContextManager[HeldSnapshot]:
+        """A block in which every read sees one snapshot of the database.
+
+        >>> with wb.snapshot():
+        ...     users = wb.frame(User)
+        ...     events = wb.dask(Event, npartitions=8)   # PostgreSQL: the partitions too
+        ...     totals = events.groupby("user_id").amount.sum().compute()
+
+        PostgreSQL exports the snapshot and every read imports it (Dask partitions included);
+        SQLite and MariaDB keep it in the session's transaction, which every read in the block
+        goes through. The block only reads. See the README for what holds on each backend.
+        """
+        from .snapshot import hold
+
+        return hold(self.session, list(self.db.engines.values()))
+
     def insert_frame(
         self, model: t.Any, df: pd.DataFrame, *, chunksize: int = 10_000, on_conflict: OnConflict = "error"
     ) -> int:
@@ -403,17 +500,23 @@ class Workbench:
         chunksize: int | None = None,
         compression: str | None = "snappy",
         progress: bool = True,
+        partition_by: t.Sequence[str] | None = None,
     ) -> ExportResult:
         """Write the rows of ``query`` to a Parquet file (pyarrow), streamed and atomic.
 
         Columns keep the types :meth:`frame` gives (exact decimals, UTC timestamps, nullable
         integers); ``compression`` is a Parquet codec (``"snappy"``, ``"zstd"``, ``None``).
+        ``partition_by`` (column names) writes a hive-partitioned directory at ``path`` instead
+        (``kind=purchase/part-0.parquet``), which pyarrow.dataset, Dask, Polars, DuckDB and
+        Spark read; atomic as a whole: a failed export leaves no dataset (or the earlier one).
+
+        >>> wb.export_parquet(Event, "events", partition_by=["kind"])
         """
         from .export import export_parquet
 
         return export_parquet(
             self.session, query, path, params=params, chunksize=chunksize, compression=compression,
-            progress=progress, application_name=self.application_name,
+            progress=progress, application_name=self.application_name, partition_by=partition_by,
         )
 
     def report(self, name: str, **params: t.Any) -> pd.DataFrame:
@@ -544,6 +647,16 @@ class Workbench:
                     f" {engine.url.render_as_string(hide_password=True)}: {reason}. Check the"
                     " app's database URL (DATABASE_URL) and that the server is running."
                 ) from e
+
+
+def _require(module: str, extra: str) -> None:
+    """:class:`ImportError` saying which extra to install when ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"This needs {module}, which is not installed: pip install 'flask-data-workbench[{extra}]'."
+        )
 
 
 def default_application_name(app: Flask, purpose: str = "notebook") -> str:

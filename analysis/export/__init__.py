@@ -160,8 +160,12 @@ def export_parquet(
     compression: str | None = "snappy",
     progress: bool = True,
     application_name: str | None = None,
+    partition_by: t.Sequence[str] | str | None = None,
 ) -> ExportResult:
     """Write the rows of ``query`` to a Parquet file at ``path``, one row group per chunk.
+
+    With ``partition_by`` (column names), ``path`` is a hive-partitioned directory instead
+    (``kind=purchase/part-0.parquet``), written as :mod:`analysis.export.dataset` says.
 
     Column types are the ones ``frame()`` gives (exact decimals, timezone-aware timestamps,
     nullable integers), fixed by the query rather than guessed from the first chunk.
@@ -171,6 +175,11 @@ def export_parquet(
     started = time.perf_counter()
     path = Path(path)
     rows_per_chunk = check_chunksize(chunksize, DEFAULT_CHUNKSIZE)
+    if partition_by is not None:
+        return _export_dataset(
+            plain_session(session), query, path, params=params, chunksize=rows_per_chunk, compression=compression,
+            progress=progress, application_name=application_name, partition_by=partition_by, started=started,
+        )
     check_target(path)
     sess = plain_session(session)
     with _reporting(path):
@@ -193,6 +202,41 @@ def export_parquet(
 
         route, rows = _run_routes(sess, resolved, attempt, application_name)
     return ExportResult(path, rows, path.stat().st_size, time.perf_counter() - started, route)
+
+
+def _export_dataset(
+    session: sa.orm.Session,
+    query: t.Any,
+    path: Path,
+    *,
+    params: t.Mapping[str, t.Any] | None,
+    chunksize: int,
+    compression: str | None,
+    progress: bool,
+    application_name: str | None,
+    partition_by: t.Sequence[str] | str,
+    started: float,
+) -> ExportResult:
+    from .dataset import check_partition_by, dataset_bytes, write_dataset
+
+    check_target(path if not path.is_dir() else path.parent / (path.name + ".parquet"))
+    with _reporting(path):
+        resolved = resolve_query(query, params=params, session=session)
+        engine = bind_for(session, resolved.statement)
+        plans = read_routes.column_plans(resolved, engine.dialect, False)
+        kinds = {plan.name: plan.kind for plan in plans} if plans is not None else {}
+        columns = check_partition_by(partition_by, resolved.names, kinds)
+
+        def attempt(route: ExportRoute) -> int:
+            with LazyProgress(path.name, enabled=progress) as bar:
+                tables = (
+                    _arrow_table(chunk).rename_columns(resolved.names)
+                    for _, chunk in _chunks(session, resolved, route, chunksize, application_name)
+                )
+                return write_dataset(path, tables, columns, compression=compression, on_rows=bar.update)
+
+        route, rows = _run_routes(session, resolved, attempt, application_name)
+    return ExportResult(path, rows, dataset_bytes(path) if path.exists() else 0, time.perf_counter() - started, route)
 
 
 def export_frame(

@@ -3,8 +3,10 @@
 A read goes through three steps. :func:`~analysis.read.queries.resolve_query` turns the query
 into a statement with named, typed columns; :mod:`analysis.read.plans` decides what each column
 becomes; the route machine (:mod:`analysis.read.routes`) fetches and converts the columns batch
-by batch by the quickest route that serves the query. :func:`read_frame` assembles them into
-one DataFrame, :func:`iter_frames` into one DataFrame per chunk.
+by batch by the quickest route that serves the query, each into its canonical Arrow column
+(:func:`read_columns`). :func:`read_frame` assembles them into one DataFrame (the pandas step of
+:mod:`analysis.read.plans`), :func:`read_table` into one Arrow table (:mod:`analysis.read.tables`),
+:func:`iter_frames` into one DataFrame per chunk.
 
 These functions take the session to read with and the options; they know nothing of the
 Workbench (whose methods call them).
@@ -12,27 +14,32 @@ Workbench (whose methods call them).
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ..connections import bind_for, plain_session
 from ..errors import QueryError
 from ..progress import LazyProgress
-from . import routes
+from . import routes, tables
 from .columns import Column, assemble
-from .plans import DTYPE_BACKENDS, DtypeBackend
+from .plans import DTYPE_BACKENDS, ColumnPlan, DtypeBackend
 from .queries import ResolvedQuery, resolve_query, resolve_statement
 
 if t.TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from ..connections import AnySession
 
 __all__ = [
     "FrameIterator",
+    "ReadColumns",
     "ResolvedQuery",
     "check_chunksize",
     "iter_frames",
+    "read_columns",
     "read_frame",
+    "read_table",
     "resolve_query",
     "resolve_statement",
 ]
@@ -58,6 +65,58 @@ def read_frame(
     ``None`` reads through SQLAlchemy only.
     """
     check_dtype_backend(dtype_backend)
+    read = read_columns(
+        session, query, params=params, columns=columns, coerce_float=coerce_float, progress=progress,
+        application_name=application_name,
+    )
+    frame = assemble(read.names, read.chunks, dtype_backend)
+    if read.resolved.expressions is None and columns is not None:
+        frame = frame[existing(columns, list(frame.columns), "columns")]
+    return set_index(frame, index_col)
+
+
+def read_table(
+    session: AnySession,
+    query: t.Any,
+    *,
+    params: t.Mapping[str, t.Any] | None = None,
+    columns: t.Sequence[str] | None = None,
+    progress: bool = True,
+    application_name: str | None = None,
+) -> pa.Table:
+    """The whole result of ``query`` as one :class:`pyarrow.Table` in the canonical Arrow types
+    (see :mod:`analysis.read.tables`): what :func:`read_frame` gives before its pandas step."""
+    read = read_columns(
+        session, query, params=params, columns=columns, progress=progress, application_name=application_name
+    )
+    table = tables.assemble_table(read.names, read.chunks, read.plans)
+    if read.resolved.expressions is None and columns is not None:
+        table = table.select(existing(columns, table.column_names, "columns"))
+    return table
+
+
+@dataclasses.dataclass
+class ReadColumns:
+    """A whole result as converted columns: ``chunks[i]`` holds column ``i`` batch by batch."""
+
+    resolved: ResolvedQuery
+    plans: list[ColumnPlan] | None
+    names: list[str]
+    chunks: list[list[Column]]
+
+
+def read_columns(
+    session: AnySession,
+    query: t.Any,
+    *,
+    params: t.Mapping[str, t.Any] | None = None,
+    columns: t.Sequence[str] | None = None,
+    coerce_float: bool = False,
+    progress: bool = True,
+    application_name: str | None = None,
+) -> ReadColumns:
+    """Read every batch of ``query`` by the quickest route and convert it (the common part of
+    :func:`read_frame` and :func:`read_table`)."""
     sess = plain_session(session)
     resolved = narrow(resolve_statement(query, params), columns)
     engine = bind_for(sess, resolved.statement)
@@ -83,10 +142,7 @@ def read_frame(
         _, (names, chunks) = routes.run_routes(
             routes.candidate_routes(sess, engine, application_name, whole=True), attempt, on_retry=bar.reset
         )
-        frame = assemble(names, chunks, dtype_backend)
-    if resolved.expressions is None and columns is not None:
-        frame = frame[existing(columns, list(frame.columns), "columns")]
-    return set_index(frame, index_col)
+    return ReadColumns(resolved, column_plans, names, chunks)
 
 
 def iter_frames(

@@ -38,7 +38,7 @@ import urllib.parse
 
 import sqlalchemy as sa
 
-from ..connections import read_only_statements
+from ..connections import import_snapshot_statements, read_only_statements
 from ..errors import HelperError, RouteUnavailable
 from .cancel import interruptible
 
@@ -118,13 +118,15 @@ def positional_dialect(engine: sa.Engine) -> sa.Dialect:
 @contextlib.contextmanager
 def open_reader(
     engine: sa.Engine, sql: str, parameters: tuple[t.Any, ...], *, application_name: str = "analysis",
-    batch_rows: int | None = None,
+    batch_rows: int | None = None, snapshot: str | None = None,
 ) -> t.Iterator[t.Any]:
     """Run ``sql`` on a read-only ADBC connection and yield a reader of its batches
     (``schema``, ``read_next_batch()``).
 
     SQLite is read in a helper process (see :mod:`analysis.read.sqlite_helper` for why);
-    PostgreSQL on the engine's kept connection, given back when the block ends.
+    PostgreSQL on the engine's kept connection, given back when the block ends. ``snapshot``
+    (PostgreSQL) is an exported snapshot id the statement's transaction imports; that read
+    runs on a connection of its own, closed at the end, which ends its transaction.
     """
     name = engine.dialect.name
     if name == "sqlite":
@@ -138,14 +140,14 @@ def open_reader(
     except ImportError as e:
         raise RouteUnavailable(f"{e.name} is not installed") from e
     key = (id(engine), _libpq_conninfo(engine, application_name))
-    kept = _kept.take(key)
+    kept = _kept.take(key) if snapshot is None else None
     while True:
         conn = kept if kept is not None else _connect_postgresql(engine, application_name)
-        lease = _Lease(conn)
+        lease = _Lease(conn, keep=snapshot is None)
         cursor = conn.cursor()
         try:
             reader = interruptible(
-                functools.partial(_execute, cursor, sql, parameters), conn.adbc_cancel, abandon=lease.abandon
+                functools.partial(_execute, cursor, sql, parameters, snapshot), conn.adbc_cancel, abandon=lease.abandon
             )
         except KeyboardInterrupt:
             lease.finish(cursor, key)
@@ -164,7 +166,11 @@ def open_reader(
         lease.finish(cursor, key)
 
 
-def _execute(cursor: t.Any, sql: str, parameters: tuple[t.Any, ...]) -> t.Any:
+def _execute(cursor: t.Any, sql: str, parameters: tuple[t.Any, ...], snapshot: str | None = None) -> t.Any:
+    if snapshot is not None:
+        # The connection is in autocommit: a transaction of our own, ended by closing it.
+        for statement in ["BEGIN", *import_snapshot_statements(snapshot)]:
+            cursor.execute(statement)
     cursor.execute(sql, parameters or None)
     return cursor.fetch_record_batch()
 
@@ -186,8 +192,9 @@ class _Lease:
     """One read's use of a connection: given back to the kept ones only if the read ended cleanly
     (read to the end, or stopped early with the driver's agreement), else closed."""
 
-    def __init__(self, conn: t.Any) -> None:
+    def __init__(self, conn: t.Any, *, keep: bool = True) -> None:
         self.conn = conn
+        self.keep = keep
         self.done = False
         self.abandoned = False
 
@@ -215,7 +222,10 @@ class _Lease:
         except Exception:
             self.conn.close()
             raise
-        _kept.give_back(key, self.conn)
+        if self.keep:
+            _kept.give_back(key, self.conn)
+        else:
+            self.conn.close()
 
 
 class _Kept:

@@ -119,9 +119,23 @@ def plan_column(
         return plan("string")
     if isinstance(base, _BINARIES):
         return plan("binary")
+    if isinstance(base, sa.Uuid) and base.as_uuid and processor is None:
+        # The Arrow route reads UUIDs cast to text (PostgreSQL), which the DBAPI driver would
+        # have returned as uuid.UUID already: both routes give uuid.UUID.
+        return plan("python", processor=_as_uuid(_result_processor(type_, dialect)))
     # Anything else (UUID, intervals, arrays, custom types): SQLAlchemy's own processing,
     # value by value, which is slow but exactly what the ORM would give.
     return plan("python", processor=_result_processor(type_, dialect))
+
+
+def _as_uuid(processor: t.Callable[[t.Any], t.Any]) -> t.Callable[[t.Any], t.Any]:
+    import uuid
+
+    def process(value: t.Any) -> t.Any:
+        value = processor(value)
+        return uuid.UUID(value) if isinstance(value, str) else value
+
+    return process
 
 
 #: Binary types: SQLAlchemy's, and MySQL's blobs that do not derive from LargeBinary.

@@ -32,7 +32,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..connections import is_read_statement, read_connection, session_has_writes
+from ..connections import is_read_statement, read_connection, reads_through_session, snapshot_for
 from ..errors import DriverFailed, QueryError, RouteUnavailable, TooLarge, TypeMismatch
 from . import adbc, columns, mysql, plans
 from .cancel import connection_canceller, interruptible
@@ -61,7 +61,7 @@ def candidate_routes(
     ``whole``: the caller wants the whole result at once (``frame()``); on SQLite a small one
     is then read through sqlite3 (``"small"``, which gives up after :data:`SMALL_ROWS` rows).
     """
-    if application_name is None or session_has_writes(session):
+    if application_name is None or reads_through_session(session, engine):
         return ["stream"]
     if not adbc.supports(engine) and not mysql.supports(engine):
         return ["stream"]
@@ -165,9 +165,10 @@ def _raw_batches(
     whole = batch_rows is None
     if batch_rows is None:
         batch_rows = adbc.SQLITE_ONE_BATCH if cast_all else adbc.SQLITE_BATCH_ROWS
+    snapshot = snapshot_for(session, engine)
     yield from _arrow_batches(
         engine, resolved, column_plans, application_name, casts="all" if cast_all else "needed", batch_rows=batch_rows,
-        whole=whole,
+        whole=whole, snapshot=snapshot.exported if snapshot is not None else None,
     )
 
 
@@ -180,11 +181,13 @@ def _arrow_batches(
     casts: Casts,
     batch_rows: int,
     whole: bool = False,
+    snapshot: str | None = None,
 ) -> t.Iterator[columns.Batch]:
     """Raw columns from the Arrow-native driver, one record batch at a time (``whole``: the
-    caller keeps the whole result anyway, so the driver may fetch it at once)."""
+    caller keeps the whole result anyway, so the driver may fetch it at once; ``snapshot``: an
+    exported PostgreSQL snapshot to read in)."""
     statement = raw_statement(resolved, column_plans, engine.dialect.name, casts=casts)
-    with _open_arrow_reader(engine, statement, resolved, application_name, batch_rows, whole) as reader:
+    with _open_arrow_reader(engine, statement, resolved, application_name, batch_rows, whole, snapshot) as reader:
         names = resolved.names if column_plans is not None else list(reader.schema.names)
         yielded = False
         while True:
@@ -209,6 +212,7 @@ def _arrow_batches(
 def _open_arrow_reader(
     engine: sa.Engine, statement: sa.Executable, resolved: ResolvedQuery, application_name: str, batch_rows: int,
     whole: bool,
+    snapshot: str | None = None,
 ) -> t.Iterator[t.Any]:
     """The Arrow-native driver's reader of the statement's batches (ADBC, or connectorx for
     MariaDB/MySQL for whole results; its small results go through PyMySQL instead)."""
@@ -228,7 +232,9 @@ def _open_arrow_reader(
         sql, values = adbc.compile_statement(statement, resolved.params, adbc.positional_dialect(engine))
     except (sa.exc.SQLAlchemyError, TypeError, ValueError, KeyError) as e:
         raise RouteUnavailable(f"cannot compile for the driver: {e}") from e
-    with adbc.open_reader(engine, sql, values, application_name=application_name, batch_rows=batch_rows) as reader:
+    with adbc.open_reader(
+        engine, sql, values, application_name=application_name, batch_rows=batch_rows, snapshot=snapshot
+    ) as reader:
         yield reader
 
 
