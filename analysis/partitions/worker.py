@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ..connections import SNAPSHOT_KEY, EngineGuard, Snapshot
 from ..errors import AnalysisError, PartitionError, QueryError, first_line
 from ..locate import build_app
+from ..read import adbc
 
 if t.TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +74,7 @@ def read_partition(spec: PartitionSpec) -> pd.DataFrame:
         return frame.astype(differing) if differing else frame
     finally:
         session.close()
+        adbc.close_connections(engine)  # the Arrow driver's connection kept for the engine
         if own:
             engine.dispose()  # the connections of this partition, closed
 
