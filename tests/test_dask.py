@@ -246,3 +246,11 @@ def test_the_import_string_workers_rebuild_the_app_from():
     assert import_string_for(create_app) == "my_app:create_app"
     assert import_string_for(lambda: create_app()) is None
     assert import_string_for(create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})) is None
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_every_local_scheduler_reads_the_same_rows(wb, scheduler):
+    # threads and sync read with the Workbench's engine; processes rebuild the app, as workers do.
+    events = wb.dask(Event, npartitions=3).compute(scheduler=scheduler, num_workers=2)
+    pd.testing.assert_frame_equal(by_id(events), by_id(wb.frame(Event)))
