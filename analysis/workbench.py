@@ -48,6 +48,7 @@ if t.TYPE_CHECKING:
 
     from .export import ExportResult
     from .insert import OnConflict
+    from .jupysql import JupySQLConnection
     from .read import FrameIterator
     from .read.plans import DtypeBackend
     from .snapshot import HeldSnapshot
@@ -132,6 +133,7 @@ class Workbench:
         self._guards: list[EngineGuard] = []
         self._session_guard: SessionGuard | None = None
         self._reported_changes: tuple[str, ...] = ()
+        self._jupysql: JupySQLConnection | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class Workbench:
         if not self._opened:
             return
         cells.unregister(self)
+        if self._jupysql is not None:
+            self._jupysql.close()
         # The context may have been pushed in another contextvars.Context (another cell, the
         # main thread at exit): make it current here, tear down, then restore.
         self._context.activate()
@@ -206,6 +210,19 @@ class Workbench:
         """Make this Workbench's app context the current one again, if it was lost."""
         self._ensure_open()
         self._context.activate()
+
+    def use_jupysql(self, config: t.Any) -> JupySQLConnection:
+        """Make JupySQL's ``%sql``, ``%%sql``, ``%sqlplot`` and ``%sqlcmd`` run on this
+        Workbench's engine, with its read-only rule, until it closes (with JupySQL installed,
+        ``%load_ext analysis`` makes each magic do this first). ``config`` is JupySQL's
+        ``SqlMagic`` instance. Their transactions end after every cell like the session's.
+        Calling it again returns the same connection."""
+        from .jupysql import JupySQLConnection
+
+        self._ensure_open()
+        if self._jupysql is None:
+            self._jupysql = JupySQLConnection(self.engine, config)
+        return self._jupysql
 
     def _before_cell(self) -> None:
         if not self.closed:
@@ -564,6 +581,8 @@ class Workbench:
         if self.closed:
             return "idle"
         self.activate()
+        if self._jupysql is not None:
+            self._jupysql.release()
         session = self.db.session()
         if not session.in_transaction():
             self._reported_changes = ()
