@@ -46,6 +46,7 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy.session import Session
     from sqlalchemy.orm import scoped_session
 
+    from .explore import Histogram, Profile
     from .export import ExportResult
     from .insert import OnConflict
     from .jupysql import JupySQLConnection
@@ -535,6 +536,33 @@ class Workbench:
             self.session, query, path, params=params, chunksize=chunksize, compression=compression,
             progress=progress, application_name=self.application_name, partition_by=partition_by,
         )
+
+    def profile(self, query: t.Any, *, params: t.Mapping[str, t.Any] | None = None) -> Profile:
+        """One row per column of ``query`` (anything :meth:`frame` accepts), computed in the
+        database by a few aggregate queries, never by reading the rows: ``type``, ``count``
+        (non-NULL), ``nulls``, ``distinct``, ``min``, ``max``, ``mean``, ``std`` (numbers and
+        booleans), ``top`` (the most frequent value) and ``top_freq``. In a notebook each
+        column's share of NULLs shows as a bar.
+
+        >>> wb.profile(Event)
+        >>> wb.profile(User.query.filter_by(country="DE"))
+        """
+        from .explore import profile_query
+
+        return profile_query(self.session, query, params)
+
+    def histogram(
+        self, query: t.Any, column: str, *, bins: int = 20, params: t.Mapping[str, t.Any] | None = None
+    ) -> Histogram:
+        """Counts of ``column``'s values in ``query``, computed in the database: ``bins``
+        equal-width bins (``left``, ``right``, ``count``) for numbers and timestamps, value
+        counts (``value``, ``count``) for text, Enums and booleans. ``.plot()`` draws it.
+
+        >>> wb.histogram(Event, "amount", bins=30).plot()
+        """
+        from .explore import histogram_query
+
+        return histogram_query(self.session, query, column, bins=bins, params=params)
 
     def report(self, name: str, **params: t.Any) -> pd.DataFrame:
         """Run the named report (see :func:`analysis.report`) and return its rows.
