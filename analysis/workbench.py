@@ -46,7 +46,7 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy.session import Session
     from sqlalchemy.orm import scoped_session
 
-    from .explore import Histogram, Profile
+    from .explore import Histogram, Profile, Schema
     from .export import ExportResult
     from .insert import OnConflict
     from .jupysql import JupySQLConnection
@@ -563,6 +563,20 @@ class Workbench:
         from .explore import histogram_query
 
         return histogram_query(self.session, query, column, bins=bins, params=params)
+
+    def schema(self, models: t.Iterable[t.Any] | None = None) -> Schema:
+        """A diagram of the app's models (or of ``models``: classes or names): tables, columns
+        and types, primary and foreign keys, relationships with their cardinality, and row
+        counts. Drawn inline in JupyterLab (Mermaid), as tables elsewhere; ``str()`` is a text
+        form and ``.save("schema.md")`` writes it to a file.
+
+        >>> wb.schema()
+        >>> wb.schema(["User", "Event"]).save("users-and-events.mmd")
+        """
+        from .explore import build_schema
+
+        self.activate()
+        return build_schema(self._registry, self.db.engines, models)
 
     def report(self, name: str, **params: t.Any) -> pd.DataFrame:
         """Run the named report (see :func:`analysis.report`) and return its rows.

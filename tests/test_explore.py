@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import typing as t
 
 import numpy as np
@@ -112,3 +113,43 @@ def test_histogram_plots_and_refuses_bad_arguments(wb):
         wb.histogram(Event, "nope")
     with pytest.raises(ValueError, match="bins must be a positive number"):
         wb.histogram(Event, "score", bins=0)
+
+
+@pytest.mark.backends("sqlite", "postgresql", "mysql")
+def test_schema_shows_every_model_key_and_relationship(seeded_app, tmp_path):
+    wb = analysis.connect(seeded_app)
+    try:
+        schema = wb.schema()
+        mermaid, text, html = schema.mermaid(), str(schema), schema._repr_html_()
+        bundle = schema._repr_mimebundle_()
+        assert set(bundle) == {"text/vnd.mermaid", "text/html", "text/plain"}
+        for mapper in wb.db.Model.registry.mappers:
+            model, table = mapper.class_.__name__, mapper.local_table
+            assert f"    {model} {{" in mermaid and f"{model} ({table.name}, " in text and model in html
+            for column in table.columns:
+                assert f"  {column.name}: " in text
+                if column.primary_key:
+                    assert re.search(rf"\b{column.name} PK\b", mermaid), (model, column.name)
+                for fk in column.foreign_keys:
+                    target = f"{fk.column.table.name}.{fk.column.name}"
+                    assert re.search(rf"\b{column.name} FK \"{re.escape(target)}", mermaid)
+                    assert f"FK -> {target}" in text
+            for rel in mapper.relationships:
+                assert f"{model}.{rel.key}" in mermaid and f"{model}.{rel.key}" in text
+        assert 'User ||--o{ Event : "' in mermaid  # events.user_id is NOT NULL
+        assert 'User |o--o{ User : "User.referrer"' in mermaid  # referrer_id may be NULL
+        assert "User (users, 20 rows)" in text and '"20 rows"' in mermaid
+        assert "User one-to-many Event: " in text
+        only = wb.schema(["User", Event])
+        assert [t.model for t in only.tables] == ["Event", "User"]
+        with pytest.raises(analysis.QueryError, match="No model named Nope; the app's models are"):
+            wb.schema(["Nope"])
+        assert (tmp_path / "s.md").exists() is False
+        schema.save(tmp_path / "s.md")
+        assert (tmp_path / "s.md").read_text().startswith("```mermaid\nerDiagram\n")
+        schema.save(tmp_path / "s.txt")
+        assert (tmp_path / "s.txt").read_text() == text + "\n"
+        with pytest.raises(ValueError, match="Cannot save a schema as '.png'"):
+            schema.save(tmp_path / "s.png")
+    finally:
+        wb.close()

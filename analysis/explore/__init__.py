@@ -12,5 +12,7 @@ from .histogram import Histogram as Histogram
 from .histogram import histogram_query as histogram_query
 from .profile import Profile as Profile
 from .profile import profile_query as profile_query
+from .schema import Schema as Schema
+from .schema import build_schema as build_schema
 
-__all__ = ["Histogram", "Profile", "histogram_query", "profile_query"]
+__all__ = ["Histogram", "Profile", "Schema", "build_schema", "histogram_query", "profile_query"]
