@@ -31,10 +31,10 @@ def shell_namespace(workbench: Workbench) -> dict[str, t.Any]:
     return namespace
 
 
-def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool) -> Workbench:
+def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool, echo: bool = False) -> Workbench:
     from .workbench import connect
 
-    workbench = connect(app, writable=writable)
+    workbench = connect(app, writable=writable, echo=echo)
     t.cast(t.Any, shell).push(shell_namespace(workbench))
     return workbench
 
@@ -150,10 +150,11 @@ def _parse_connect_args(line: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="%connect", add_help=False)
     parser.add_argument("app", nargs="?", default=None)
     parser.add_argument("--writable", action="store_true")
+    parser.add_argument("--echo", action="store_true")
     try:
         return parser.parse_args(shlex.split(line))
     except SystemExit:
-        raise UsageError("usage: %connect [--writable] [module:create_app]") from None
+        raise UsageError("usage: %connect [--writable] [--echo] [module:create_app]") from None
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
@@ -167,10 +168,11 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
 
     @register_line_magic("connect")  # type: ignore[arg-type]  # IPython types it as taking no function
     def connect_magic(line: str) -> Workbench:
-        """%connect [--writable] [module:create_app] -- open a Workbench and inject its names."""
+        """%connect [--writable] [--echo] [module:create_app] -- open a Workbench and inject its
+        names; --echo prints every statement it runs."""
         args = _parse_connect_args(line)
         try:
-            return _connect_and_inject(shell, args.app, args.writable)
+            return _connect_and_inject(shell, args.app, args.writable, args.echo)
         except AnalysisError as e:
             raise UsageError(str(e)) from None
 

@@ -46,6 +46,7 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy.session import Session
     from sqlalchemy.orm import scoped_session
 
+    from .echo import StatementEcho
     from .explore import Histogram, Profile, Schema
     from .export import ExportResult
     from .insert import OnConflict
@@ -62,13 +63,15 @@ def connect(
     *,
     config: t.Mapping[str, t.Any] | None = None,
     writable: bool = False,
+    echo: bool = False,
 ) -> Workbench:
     """Build the Flask app and open a Workbench on its database.
 
     ``app`` is a Flask app, an app factory, or an import string in ``flask --app`` notation
     (``"my_app"``, ``"my_app:create_app"``, ``"my_app:create_app('production')"``); by default
     the ``FLASK_APP`` environment variable. ``config`` is passed to the factory. The connection
-    is read-only unless ``writable=True``.
+    is read-only unless ``writable=True``. ``echo=True`` prints every statement run (see
+    :attr:`Workbench.echo`).
 
     Calling ``connect`` again closes the previous Workbench first. Cleanup also happens at
     interpreter exit (kernel shutdown or restart).
@@ -84,6 +87,7 @@ def connect(
     workbench.import_string = import_string_for(app)
     workbench.app_config = dict(config) if config is not None else None
     workbench.open()
+    workbench.echo = echo
     _current = workbench
     return workbench
 
@@ -135,6 +139,7 @@ class Workbench:
         self._session_guard: SessionGuard | None = None
         self._reported_changes: tuple[str, ...] = ()
         self._jupysql: JupySQLConnection | None = None
+        self._echo: StatementEcho | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,6 +189,8 @@ class Workbench:
         if not self._opened:
             return
         cells.unregister(self)
+        if self._echo is not None:
+            self._echo.remove()
         if self._jupysql is not None:
             self._jupysql.close()
         # The context may have been pushed in another contextvars.Context (another cell, the
@@ -211,6 +218,24 @@ class Workbench:
         """Make this Workbench's app context the current one again, if it was lost."""
         self._ensure_open()
         self._context.activate()
+
+    @property
+    def echo(self) -> bool:
+        """Whether every statement the ORM or the toolkit runs is printed (SQL, parameters,
+        milliseconds, rows), in the output of the cell that runs it. Settable: ``wb.echo = True``."""
+        return self._echo is not None
+
+    @echo.setter
+    def echo(self, on: bool) -> None:
+        from .echo import StatementEcho
+
+        if on and self._echo is None:
+            self._ensure_open()
+            self._echo = StatementEcho(self.db.engines.values())
+            self._echo.install()
+        elif not on and self._echo is not None:
+            self._echo.remove()
+            self._echo = None
 
     def use_jupysql(self, config: t.Any) -> JupySQLConnection:
         """Make JupySQL's ``%sql``, ``%%sql``, ``%sqlplot`` and ``%sqlcmd`` run on this
