@@ -120,9 +120,10 @@ def test_schema_shows_every_model_key_and_relationship(seeded_app, tmp_path):
     wb = analysis.connect(seeded_app)
     try:
         schema = wb.schema()
-        mermaid, text, html = schema.mermaid(), str(schema), schema._repr_html_()
+        mermaid, text, html = schema.mermaid(), str(schema), schema.html()
         bundle = schema._repr_mimebundle_()
-        assert set(bundle) == {"text/vnd.mermaid", "text/html", "text/plain"}
+        assert set(bundle) == {"text/vnd.mermaid", "image/svg+xml", "text/plain"}
+        assert bundle["image/svg+xml"].startswith("<svg ") and "User" in bundle["image/svg+xml"]
         for mapper in wb.db.Model.registry.mappers:
             model, table = mapper.class_.__name__, mapper.local_table
             assert f"    {model} {{" in mermaid and f"{model} ({table.name}, " in text and model in html
@@ -147,6 +148,8 @@ def test_schema_shows_every_model_key_and_relationship(seeded_app, tmp_path):
         assert (tmp_path / "s.md").exists() is False
         schema.save(tmp_path / "s.md")
         assert (tmp_path / "s.md").read_text().startswith("```mermaid\nerDiagram\n")
+        schema.save(tmp_path / "s.svg")
+        assert (tmp_path / "s.svg").read_text() == schema.svg()
         schema.save(tmp_path / "s.txt")
         assert (tmp_path / "s.txt").read_text() == text + "\n"
         with pytest.raises(ValueError, match="Cannot save a schema as '.png'"):

@@ -30,8 +30,8 @@ from kernels import kernel_environment
 ROOT = Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = Path(__file__).parent / ".artifacts" / "browser"
-#: A cell that calls this draws a figure, which must show up as an image or SVG.
-FIGURE_CALL = re.compile(r"\.plot\b")
+#: A cell that plots, or shows the schema diagram, must show an image or SVG.
+FIGURE_CALL = re.compile(r"\.plot\b|\bwb\.schema\(\)$")
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

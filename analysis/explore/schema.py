@@ -3,8 +3,9 @@
 Tables with their columns and types, primary and foreign keys, the relationships the models
 declare with their cardinality (one-to-many, many-to-one, one-to-one, many-to-many), and how
 many rows each table holds. In JupyterLab (4.1+) it is drawn as a Mermaid ``erDiagram``
-(``text/vnd.mermaid``); front ends without Mermaid get HTML tables, and ``str()`` is a text
-form. :meth:`Schema.save` writes any of them to a file.
+(``text/vnd.mermaid``); front ends without Mermaid get an SVG drawing (JupyterLab ranks Mermaid
+above SVG but below HTML, so the fallback must not be HTML), and ``str()`` is a text form.
+:meth:`Schema.save` writes any of them to a file.
 """
 
 from __future__ import annotations
@@ -91,13 +92,15 @@ class Schema:
     def __repr__(self) -> str:
         return str(self)
 
-    def _repr_html_(self) -> str:
+    def html(self) -> str:
+        """HTML tables, one per model, and the relationships as a list. (Not a ``_repr_html_``:
+        IPython would add it to the display, and JupyterLab prefers HTML to Mermaid.)"""
         esc = html.escape
         parts = []
         for table in self.tables:
             rows = "not in the database" if table.rows is None else f"{table.rows:,} rows"
             body = "".join(
-                f"<tr><td>{'🔑 ' if c.primary_key else ''}{esc(c.name)}</td><td>{esc(c.type)}</td>"
+                f"<tr><td>{esc(c.name)}{' <b>PK</b>' if c.primary_key else ''}</td><td>{esc(c.type)}</td>"
                 f"<td>{'→ ' + esc(c.foreign_key) if c.foreign_key else ''}</td></tr>"
                 for c in table.columns
             )
@@ -113,18 +116,63 @@ class Schema:
         return f"<div>{''.join(parts)}<ul>{rels}</ul></div>"
 
     def _repr_mimebundle_(self, include: t.Any = None, exclude: t.Any = None) -> dict[str, str]:
-        return {"text/vnd.mermaid": self.mermaid(), "text/html": self._repr_html_(), "text/plain": str(self)}
+        return {"text/vnd.mermaid": self.mermaid(), "image/svg+xml": self.svg(), "text/plain": str(self)}
+
+    def svg(self) -> str:
+        """A plain SVG drawing: a box per table (columns, keys, rows), a line per relationship."""
+        esc = html.escape
+        width, line, gap, per_row = 280, 16, 40, 3
+        boxes: dict[str, tuple[int, int, int]] = {}
+        x = y = row_height = 0
+        parts: list[str] = []
+        for i, table in enumerate(self.tables):
+            if i and i % per_row == 0:
+                x, y, row_height = 0, y + row_height + gap, 0
+            height = line * (len(table.columns) + 2)
+            boxes[table.model] = (x + 10, y + 10, height)
+            rows = "not in the database" if table.rows is None else f"{table.rows:,} rows"
+            bx, by = x + 10, y + 10
+            parts.append(f'<rect x="{bx}" y="{by}" width="{width}" height="{height}" fill="#fff" stroke="#555"/>')
+            parts.append(f'<rect x="{bx}" y="{by}" width="{width}" height="{line + 4}" fill="#e8eef7" stroke="#555"/>')
+            parts.append(
+                f'<text x="{bx + 6}" y="{by + line}" font-weight="bold">{esc(table.model)}'
+                f' <tspan font-weight="normal" fill="#555">({esc(table.table)}, {rows})</tspan></text>'
+            )
+            for j, c in enumerate(table.columns):
+                keys = " ".join(k for k, on in (("PK", c.primary_key), ("FK", c.foreign_key)) if on)
+                ty = by + line * (j + 2) + 2
+                parts.append(f'<text x="{bx + 6}" y="{ty}">{esc(c.name)}</text>')
+                parts.append(f'<text x="{bx + 130}" y="{ty}" fill="#555">{esc(c.type[:18])}</text>')
+                parts.append(f'<text x="{bx + width - 6}" y="{ty}" text-anchor="end" fill="#a33">{keys}</text>')
+            row_height = max(row_height, height)
+            x += width + gap
+        total_width = per_row * (width + gap) + 20
+        lines_y = y + row_height + gap
+        for k, rel in enumerate(self.relationships):
+            (px, py, ph), (cx, cy, ch) = boxes[rel.parent], boxes[rel.child]
+            parts.insert(0, (
+                f'<line x1="{px + width / 2}" y1="{py + ph / 2}" x2="{cx + width / 2}" y2="{cy + ch / 2}"'
+                ' stroke="#8aa" stroke-dasharray="4 3"/>'
+            ))
+            label = f"{rel.parent} {rel.cardinality} {rel.child}: {', '.join(rel.names)}"
+            parts.append(f'<text x="10" y="{lines_y + line * k}">{esc(label)}</text>')
+        total_height = lines_y + line * len(self.relationships) + 10
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_width}" height="{total_height}"'
+            f' font-family="sans-serif" font-size="12">{"".join(parts)}</svg>'
+        )
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the diagram to ``path``; the suffix says how: ``.mmd``/``.mermaid`` (Mermaid
-        source), ``.md`` (Markdown with a mermaid block, which GitHub draws), ``.html``
-        (tables) or ``.txt`` (the text form). Returns the path written."""
+        source), ``.md`` (Markdown with a mermaid block, which GitHub draws), ``.svg`` (the
+        drawing), ``.html`` (tables) or ``.txt`` (the text form). Returns the path written."""
         suffix = os.path.splitext(os.fspath(path))[1].lower()
         writers: dict[str, t.Callable[[], str]] = {
             ".mmd": self.mermaid,
             ".mermaid": self.mermaid,
             ".md": lambda: f"```mermaid\n{self.mermaid()}```\n",
-            ".html": self._repr_html_,
+            ".svg": self.svg,
+            ".html": self.html,
             ".txt": lambda: str(self) + "\n",
         }
         if suffix not in writers:
