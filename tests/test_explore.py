@@ -156,3 +156,12 @@ def test_schema_shows_every_model_key_and_relationship(seeded_app, tmp_path):
             schema.save(tmp_path / "s.png")
     finally:
         wb.close()
+
+
+def test_a_primary_key_repeated_by_a_join_is_still_counted(wb):
+    joined = wb.profile(sa.select(User.id, Event.kind).join(Event, Event.user_id == User.id))
+    frame = wb.frame(sa.select(User.id, Event.kind).join(Event, Event.user_id == User.id))
+    assert joined.loc["id", "distinct"] == frame["id"].nunique() < len(frame)
+    assert joined.loc["id", "top_freq"] == frame["id"].value_counts().max()
+    alone = wb.profile(User)
+    assert alone.loc["id", "distinct"] == 20 and alone.loc["id", "top_freq"] == 1

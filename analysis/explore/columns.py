@@ -28,6 +28,7 @@ class QueryColumn:
     column: sa.ColumnElement[t.Any]
     kind: Kind
     type_name: str
+    primary_key: bool = False
 
 
 @dataclasses.dataclass
@@ -55,15 +56,30 @@ def query_columns(session: AnySession, query: t.Any, params: t.Mapping[str, t.An
         names, kinds, type_names = _sample_kinds(session, text, resolved.params)
         subquery = text.columns(*(sa.column(name) for name in names)).subquery("q")
     else:
-        subquery = t.cast(sa.Select[t.Any], resolved.statement).subquery("q")
+        statement = resolved.statement
+        subquery = t.cast(sa.Select[t.Any], statement).subquery("q")
         names = resolved.names
         kinds = [kind_of(type_) for type_ in resolved.types]
         type_names = [_type_name(type_) for type_ in resolved.types]
     columns = [
-        QueryColumn(name, column, kind, type_name)
+        QueryColumn(name, column, kind, type_name, primary_key=_is_primary_key(column, resolved.statement))
         for name, column, kind, type_name in zip(names, subquery.c, kinds, type_names, strict=True)
     ]
     return QueryColumns(subquery, resolved.params, columns)
+
+
+def _is_primary_key(column: sa.ColumnElement[t.Any], statement: t.Any) -> bool:
+    """A table's whole (single-column) primary key, selected as is from that table alone: its
+    values are unique and never NULL. (A join or a UNION can repeat a row of the table.)"""
+    if not isinstance(statement, sa.Select):
+        return False
+    froms = statement.get_final_froms()
+    base = next(iter(getattr(column, "base_columns", ())), None)
+    if len(froms) != 1 or not isinstance(base, sa.Column) or not isinstance(froms[0], sa.Table):
+        return False
+    if not froms[0].is_derived_from(base.table):  # (the ORM's select has an annotated copy)
+        return False
+    return bool(base.primary_key) and len(base.table.primary_key.columns) == 1
 
 
 def kind_of(type_: sa.types.TypeEngine[t.Any] | None) -> Kind:

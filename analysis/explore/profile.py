@@ -60,7 +60,10 @@ def profile_query(session: AnySession, query: t.Any, params: t.Mapping[str, t.An
         _standard_deviations(conn, cols, stats)
         for column in cols.columns:
             if column.kind != "other":
-                stats[column.name].update(_top(conn, cols, column))
+                found = _top(conn, cols, column)
+                if found["distinct"] == "count":  # a primary key: all distinct
+                    found = {"distinct": stats[column.name]["count"], "top": stats[column.name]["min"], "top_freq": 1}
+                stats[column.name].update(found)
     frame = pd.DataFrame([{"type": c.type_name, **stats[c.name]} for c in cols.columns], columns=COLUMNS)
     frame.index = pd.Index([c.name for c in cols.columns], name="column")
     for name in ("count", "nulls", "distinct", "top_freq"):
@@ -84,8 +87,6 @@ def _first_pass(conn: sa.Connection, cols: QueryColumns, dialect: str) -> dict[s
     for i, column in enumerate(cols.columns):
         value = _value(column, dialect)
         selected.append(sa.func.count(column.column).label(f"n{i}"))
-        if column.kind != "other":
-            selected.append(sa.func.count(sa.distinct(column.column)).label(f"d{i}"))
         if column.kind in ("number", "boolean", "time", "text"):
             selected += [sa.func.min(value).label(f"lo{i}"), sa.func.max(value).label(f"hi{i}")]
         if column.kind in ("number", "boolean"):
@@ -101,7 +102,7 @@ def _first_pass(conn: sa.Connection, cols: QueryColumns, dialect: str) -> dict[s
         stats[column.name] = {
             "count": count,
             "nulls": row["rows"] - count,
-            "distinct": row.get(f"d{i}"),
+            "distinct": None,
             "min": low,
             "max": high,
             "mean": float(mean) if mean is not None else None,
@@ -130,18 +131,30 @@ def _standard_deviations(conn: sa.Connection, cols: QueryColumns, stats: dict[st
 
 
 def _top(conn: sa.Connection, cols: QueryColumns, column: QueryColumn) -> dict[str, t.Any]:
-    frequency = sa.func.count().label("frequency")
+    """Distinct values, the most frequent one and its frequency, from one ``GROUP BY``.
+
+    (One query per column: ``count(DISTINCT ...)`` for several columns in one query is far
+    slower on SQLite than a grouping each.) A primary key needs no query: every value is
+    distinct, so the smallest is as frequent as any.
+    """
+    if column.primary_key:
+        return {"distinct": "count"}  # the caller fills it in from its first pass
     # An Enum's value as stored (the categories wb.frame() gives), not the Python enum member.
     shown = sa.type_coerce(column.column, sa.String) if column.kind == "category" else column.column
-    statement = (
-        sa.select(shown, frequency)
+    frequency = sa.func.count().label("frequency")
+    groups = (
+        sa.select(shown.label("value"), frequency)
         .select_from(cols.subquery)
         .where(column.column.is_not(None))
         .group_by(column.column)
-        .order_by(frequency.desc(), column.column)
+        .subquery("groups")
+    )
+    statement = (
+        sa.select(groups.c.value, groups.c.frequency, sa.func.count().over().label("distinct"))
+        .order_by(groups.c.frequency.desc(), groups.c.value)
         .limit(1)
     )
     row = conn.execute(statement, cols.params).first()
     if row is None:
-        return {"top": None, "top_freq": None}
-    return {"top": row[0], "top_freq": row[1]}
+        return {"distinct": 0, "top": None, "top_freq": None}
+    return {"distinct": row[2], "top": row[0], "top_freq": row[1]}
