@@ -21,9 +21,11 @@ def db_url(seeded_app) -> str:
 @pytest.fixture
 def kernel(db_url, tmp_path) -> t.Iterator[Kernel]:
     kernel = Kernel(tmp_path, {"FLASK_APP": "my_app", "MY_APP_SQLALCHEMY_DATABASE_URI": db_url})
-    kernel.ok("%load_ext analysis")
-    yield kernel
-    kernel.close()
+    try:
+        kernel.ok("%load_ext analysis")
+        yield kernel
+    finally:
+        kernel.close()
 
 
 def outside_count(db_url: str, table: str) -> int:
