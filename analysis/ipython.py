@@ -4,6 +4,10 @@
 into the namespace; ``%connect`` opens another Workbench. The Workbench itself hooks into the
 cells (:mod:`analysis.cells`): its app context is current in every cell, and read-only
 transactions end after each one.
+
+When JupySQL is installed, its magics come connected: ``%sql``, ``%%sql``, ``%sqlplot`` and
+``%sqlcmd`` run on the Workbench's engine (:mod:`analysis.jupysql`) and follow ``%connect``.
+``%sql`` and ``%%sql`` return their rows as a DataFrame typed as ``wb.frame()`` types raw SQL.
 """
 
 from __future__ import annotations
@@ -27,12 +31,117 @@ def shell_namespace(workbench: Workbench) -> dict[str, t.Any]:
     return namespace
 
 
-def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool) -> Workbench:
+def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool, echo: bool = False) -> Workbench:
     from .workbench import connect
 
-    workbench = connect(app, writable=writable)
+    workbench = connect(app, writable=writable, echo=echo)
     t.cast(t.Any, shell).push(shell_namespace(workbench))
     return workbench
+
+
+#: JupySQL's magics that run on its current connection.
+_JUPYSQL_MAGICS = ("sql", "sqlplot", "sqlcmd")
+
+
+def _register_jupysql(shell: InteractiveShell) -> None:
+    """JupySQL's magics connected to the current Workbench, if JupySQL is installed.
+
+    Each of ``%sql``, ``%%sql``, ``%sqlplot`` and ``%sqlcmd`` first makes sure the current
+    Workbench's connection is JupySQL's (opened on first use, so a notebook that never runs
+    one holds no extra connection; after ``%connect``, the new Workbench's), then runs as
+    JupySQL runs it. ``%sql``/``%%sql`` return rows as a DataFrame typed as ``wb.frame()``
+    types raw SQL: JupySQL's own result fetches lazily (an unfinished SQLite statement holds
+    its read lock) and builds DataFrames with plain pandas inference. Statements without rows,
+    and JupySQL's other results, pass through unchanged.
+
+    JupySQL itself (with pandas, matplotlib and sqlglot: seconds to import) is loaded by the
+    first of these magics that runs, unless it is loaded already.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("sql") is None:
+        return
+    any_shell = t.cast(t.Any, shell)
+    if "sql" in any_shell.extension_manager.loaded:
+        _connect_jupysql(shell)
+        return
+
+    def load_then(name: str) -> t.Any:
+        _connect_jupysql(shell)
+        return any_shell.find_cell_magic(name) if name == "sql" else any_shell.find_line_magic(name)
+
+    for name in _JUPYSQL_MAGICS:
+        if name == "sql":
+            proxy = _sql_magic(lambda line, cell, local_ns: load_then("sql")(line, cell, local_ns=local_ns))
+        else:
+            proxy = _line_magic(lambda line, name=name: load_then(name)(line))  # type: ignore[misc]
+        proxy.__doc__ = f"%{name}: JupySQL's magic, on the current Workbench's connection."
+        any_shell.register_magic_function(proxy, magic_kind="line_cell" if name == "sql" else "line", magic_name=name)
+
+
+def _connect_jupysql(shell: InteractiveShell) -> None:
+    """Load JupySQL (if not yet) and put the connecting wrappers around its magics."""
+    from .workbench import current_or_none
+
+    any_shell = t.cast(t.Any, shell)
+    if "sql" not in any_shell.extension_manager.loaded:
+        any_shell.extension_manager.load_extension("sql")
+    execute = any_shell.find_cell_magic("sql")
+    if execute is None or getattr(execute, "_analysis_wrapped", False):
+        return  # JupySQL did not register (Databricks), or this is done already
+    config = execute.__self__
+
+    def connected() -> None:
+        workbench = current_or_none()
+        if workbench is not None:
+            workbench.use_jupysql(config)
+
+    for name in _JUPYSQL_MAGICS:
+        original = any_shell.find_cell_magic(name) if name == "sql" else any_shell.find_line_magic(name)
+        if original is None:
+            continue
+        if name == "sql":
+            wrapper = _sql_magic(lambda line, cell, local_ns: _as_frame(execute(line, cell, local_ns)), connected)
+        else:
+            wrapper = _line_magic(original, connected)
+        wrapper.__doc__ = original.__doc__
+        t.cast(t.Any, wrapper)._analysis_wrapped = True
+        any_shell.register_magic_function(wrapper, magic_kind="line_cell" if name == "sql" else "line", magic_name=name)
+
+
+def _sql_magic(
+    run: t.Callable[[str, str, t.Any], t.Any], before: t.Callable[[], None] | None = None
+) -> t.Callable[..., t.Any]:
+    """A line-and-cell magic that passes the line, the cell (or "") and the local scope on."""
+    from IPython.core.magic import needs_local_scope
+
+    @needs_local_scope
+    def sql(line: str = "", cell: str | None = None, local_ns: dict[str, t.Any] | None = None) -> t.Any:
+        if before is not None:
+            before()
+        return run(line, cell or "", local_ns)
+
+    return sql
+
+
+def _line_magic(run: t.Callable[[str], t.Any], before: t.Callable[[], None] | None = None) -> t.Callable[[str], t.Any]:
+    def magic(line: str = "") -> t.Any:
+        if before is not None:
+            before()
+        return run(line)
+
+    return magic
+
+
+def _as_frame(result: t.Any) -> t.Any:
+    from sql.run.resultset import ResultSet
+
+    if not isinstance(result, ResultSet) or not result.keys:
+        return result
+    from .read import rows_frame
+
+    rows = [tuple(row) for row in result]
+    return rows_frame([str(name) for name in result.field_names], rows)
 
 
 def _parse_connect_args(line: str) -> argparse.Namespace:
@@ -41,10 +150,11 @@ def _parse_connect_args(line: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="%connect", add_help=False)
     parser.add_argument("app", nargs="?", default=None)
     parser.add_argument("--writable", action="store_true")
+    parser.add_argument("--echo", action="store_true")
     try:
         return parser.parse_args(shlex.split(line))
     except SystemExit:
-        raise UsageError("usage: %connect [--writable] [module:create_app]") from None
+        raise UsageError("usage: %connect [--writable] [--echo] [module:create_app]") from None
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
@@ -58,14 +168,16 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
 
     @register_line_magic("connect")  # type: ignore[arg-type]  # IPython types it as taking no function
     def connect_magic(line: str) -> Workbench:
-        """%connect [--writable] [module:create_app] -- open a Workbench and inject its names."""
+        """%connect [--writable] [--echo] [module:create_app] -- open a Workbench and inject its
+        names; --echo prints every statement it runs."""
         args = _parse_connect_args(line)
         try:
-            return _connect_and_inject(shell, args.app, args.writable)
+            return _connect_and_inject(shell, args.app, args.writable, args.echo)
         except AnalysisError as e:
             raise UsageError(str(e)) from None
 
     del connect_magic
+    _register_jupysql(shell)
     if os.environ.get("FLASK_APP"):
         try:
             _connect_and_inject(shell, None, writable=False)

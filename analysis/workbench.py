@@ -46,8 +46,11 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy.session import Session
     from sqlalchemy.orm import scoped_session
 
+    from .echo import StatementEcho
+    from .explore import Histogram, Profile, Schema
     from .export import ExportResult
     from .insert import OnConflict
+    from .jupysql import JupySQLConnection
     from .read import FrameIterator
     from .read.plans import DtypeBackend
     from .snapshot import HeldSnapshot
@@ -60,13 +63,15 @@ def connect(
     *,
     config: t.Mapping[str, t.Any] | None = None,
     writable: bool = False,
+    echo: bool = False,
 ) -> Workbench:
     """Build the Flask app and open a Workbench on its database.
 
     ``app`` is a Flask app, an app factory, or an import string in ``flask --app`` notation
     (``"my_app"``, ``"my_app:create_app"``, ``"my_app:create_app('production')"``); by default
     the ``FLASK_APP`` environment variable. ``config`` is passed to the factory. The connection
-    is read-only unless ``writable=True``.
+    is read-only unless ``writable=True``. ``echo=True`` prints every statement run (see
+    :attr:`Workbench.echo`).
 
     Calling ``connect`` again closes the previous Workbench first. Cleanup also happens at
     interpreter exit (kernel shutdown or restart).
@@ -82,6 +87,7 @@ def connect(
     workbench.import_string = import_string_for(app)
     workbench.app_config = dict(config) if config is not None else None
     workbench.open()
+    workbench.echo = echo
     _current = workbench
     return workbench
 
@@ -132,6 +138,8 @@ class Workbench:
         self._guards: list[EngineGuard] = []
         self._session_guard: SessionGuard | None = None
         self._reported_changes: tuple[str, ...] = ()
+        self._jupysql: JupySQLConnection | None = None
+        self._echo: StatementEcho | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,6 +189,10 @@ class Workbench:
         if not self._opened:
             return
         cells.unregister(self)
+        if self._echo is not None:
+            self._echo.remove()
+        if self._jupysql is not None:
+            self._jupysql.close()
         # The context may have been pushed in another contextvars.Context (another cell, the
         # main thread at exit): make it current here, tear down, then restore.
         self._context.activate()
@@ -206,6 +218,37 @@ class Workbench:
         """Make this Workbench's app context the current one again, if it was lost."""
         self._ensure_open()
         self._context.activate()
+
+    @property
+    def echo(self) -> bool:
+        """Whether every statement the ORM or the toolkit runs is printed (SQL, parameters,
+        milliseconds, rows), in the output of the cell that runs it. Settable: ``wb.echo = True``."""
+        return self._echo is not None
+
+    @echo.setter
+    def echo(self, on: bool) -> None:
+        from .echo import StatementEcho
+
+        if on and self._echo is None:
+            self._ensure_open()
+            self._echo = StatementEcho(self.db.engines.values())
+            self._echo.install()
+        elif not on and self._echo is not None:
+            self._echo.remove()
+            self._echo = None
+
+    def use_jupysql(self, config: t.Any) -> JupySQLConnection:
+        """Make JupySQL's ``%sql``, ``%%sql``, ``%sqlplot`` and ``%sqlcmd`` run on this
+        Workbench's engine, with its read-only rule, until it closes (with JupySQL installed,
+        ``%load_ext analysis`` makes each magic do this first). ``config`` is JupySQL's
+        ``SqlMagic`` instance. Their transactions end after every cell like the session's.
+        Calling it again returns the same connection."""
+        from .jupysql import JupySQLConnection
+
+        self._ensure_open()
+        if self._jupysql is None:
+            self._jupysql = JupySQLConnection(self.engine, config)
+        return self._jupysql
 
     def _before_cell(self) -> None:
         if not self.closed:
@@ -519,6 +562,47 @@ class Workbench:
             progress=progress, application_name=self.application_name, partition_by=partition_by,
         )
 
+    def profile(self, query: t.Any, *, params: t.Mapping[str, t.Any] | None = None) -> Profile:
+        """One row per column of ``query`` (anything :meth:`frame` accepts), computed in the
+        database by a few aggregate queries, never by reading the rows: ``type``, ``count``
+        (non-NULL), ``nulls``, ``distinct``, ``min``, ``max``, ``mean``, ``std`` (numbers and
+        booleans), ``top`` (the most frequent value) and ``top_freq``. In a notebook each
+        column's share of NULLs shows as a bar.
+
+        >>> wb.profile(Event)
+        >>> wb.profile(User.query.filter_by(country="DE"))
+        """
+        from .explore import profile_query
+
+        return profile_query(self.session, query, params)
+
+    def histogram(
+        self, query: t.Any, column: str, *, bins: int = 20, params: t.Mapping[str, t.Any] | None = None
+    ) -> Histogram:
+        """Counts of ``column``'s values in ``query``, computed in the database: ``bins``
+        equal-width bins (``left``, ``right``, ``count``) for numbers and timestamps, value
+        counts (``value``, ``count``) for text, Enums and booleans. ``.plot()`` draws it.
+
+        >>> wb.histogram(Event, "amount", bins=30).plot()
+        """
+        from .explore import histogram_query
+
+        return histogram_query(self.session, query, column, bins=bins, params=params)
+
+    def schema(self, models: t.Iterable[t.Any] | None = None) -> Schema:
+        """A diagram of the app's models (or of ``models``: classes or names): tables, columns
+        and types, primary and foreign keys, relationships with their cardinality, and row
+        counts. Drawn inline in JupyterLab (Mermaid), as tables elsewhere; ``str()`` is a text
+        form and ``.save("schema.md")`` writes it to a file.
+
+        >>> wb.schema()
+        >>> wb.schema(["User", "Event"]).save("users-and-events.mmd")
+        """
+        from .explore import build_schema
+
+        self.activate()
+        return build_schema(self._registry, self.db.engines, models)
+
     def report(self, name: str, **params: t.Any) -> pd.DataFrame:
         """Run the named report (see :func:`analysis.report`) and return its rows.
 
@@ -564,6 +648,8 @@ class Workbench:
         if self.closed:
             return "idle"
         self.activate()
+        if self._jupysql is not None:
+            self._jupysql.release()
         session = self.db.session()
         if not session.in_transaction():
             self._reported_changes = ()

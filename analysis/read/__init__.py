@@ -42,6 +42,7 @@ __all__ = [
     "read_table",
     "resolve_query",
     "resolve_statement",
+    "rows_frame",
 ]
 
 DEFAULT_DTYPE_BACKEND: DtypeBackend = "numpy_nullable"
@@ -143,6 +144,18 @@ def read_columns(
             routes.candidate_routes(sess, engine, application_name, whole=True), attempt, on_retry=bar.reset
         )
     return ReadColumns(resolved, column_plans, names, chunks)
+
+
+def rows_frame(
+    names: t.Sequence[str], rows: t.Sequence[t.Sequence[t.Any]], *, dtype_backend: DtypeBackend = DEFAULT_DTYPE_BACKEND
+) -> pd.DataFrame:
+    """Rows another tool has fetched (e.g. JupySQL's ``%sql``) as a DataFrame typed the way
+    :func:`read_frame` types raw SQL: from the driver's values, with nullable dtypes."""
+    from .columns import rows_to_columns
+
+    check_dtype_backend(dtype_backend)
+    converted = rows_to_columns(rows, len(names))
+    return assemble(list(names), [[column] for column in converted], dtype_backend)
 
 
 def iter_frames(

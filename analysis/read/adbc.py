@@ -38,6 +38,7 @@ import urllib.parse
 
 import sqlalchemy as sa
 
+from .. import echo
 from ..connections import import_snapshot_statements, read_only_statements
 from ..errors import HelperError, RouteUnavailable
 from .cancel import interruptible
@@ -129,6 +130,7 @@ def open_reader(
     runs on a connection of its own, closed at the end, which ends its transaction.
     """
     name = engine.dialect.name
+    echo.report(engine, sql, parameters, "Arrow-native read")
     if name == "sqlite":
         with _sqlite_reader(engine, sql, parameters, batch_rows or SQLITE_BATCH_ROWS) as reader:
             yield reader
