@@ -16,7 +16,8 @@ calls after one warm-up call (what a notebook does all day), at larger sizes the
 * ``ADBC``: an in-process ADBC connection held open, ``fetch_arrow_table().to_pandas()``
   (SQLite, PostgreSQL).
 
-Also measured, in fresh processes: ``connect()`` and the first one-row ``frame()`` after it;
+Also measured, in fresh processes: ``connect()`` and the first one-row ``frame()`` after it
+(pandas and pyarrow imported first, as in a notebook);
 and the stop button: SIGINT one second into ``frame()`` of a 30-second statement, seconds
 until the KeyboardInterrupt. ``--write-readme`` puts the results into bench/README.md.
 """
@@ -100,6 +101,9 @@ def child(kind: str, backend: str, method: str, rows: int, calls: int) -> dict[s
     url = database_url(backend)
     if kind == "first":
         started = time.perf_counter()
+        import pandas  # noqa: F401  a notebook has pandas and pyarrow loaded before it connects
+        import pyarrow  # noqa: F401
+
         import analysis
 
         app = frames.make_app(url)
@@ -115,6 +119,8 @@ def child(kind: str, backend: str, method: str, rows: int, calls: int) -> dict[s
 
         import analysis
 
+        # A process started in the background inherits SIGINT ignored; a kernel has Python's handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         wb = analysis.connect(frames.make_app(url))
         wb.frame("SELECT 1 AS x")
         threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
