@@ -26,7 +26,8 @@ demo-db: $(INSTALLED)
 	$(BIN)/flask --app my_app seed --if-empty --users 5000 --events 200000
 
 ## Lint, type-check, then run the whole test suite (SQLite, and the PostgreSQL and MariaDB servers).
-## Tests marked `serial` (one restarts the PostgreSQL server) run first, alone; the rest on 2 workers.
+## Tests marked `serial` (one restarts the PostgreSQL server; some measure seconds) run first, alone;
+## the rest on 2 workers.
 test: lint $(INSTALLED)
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m "not serial" -n $(TEST_WORKERS) $(PYTEST_ARGS)

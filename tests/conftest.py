@@ -28,7 +28,7 @@ _availability: dict[str, str | None] = {}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "backends(*names): run only on these database backends")
     config.addinivalue_line("markers", "slow: takes several seconds (real kernels, big tables)")
-    config.addinivalue_line("markers", "serial: must run alone (restarts a database server); `make test` runs these first")
+    config.addinivalue_line("markers", "serial: must run alone (restarts a database server, or measures seconds); `make test` runs these first")
     config.addinivalue_line("markers", "browser: drives JupyterLab in a real headless Chromium")
 
 

@@ -14,7 +14,8 @@ import pytest
 from kernels import Kernel
 from testing_backends import mysql_admin_connection, pg_admin_connection
 
-pytestmark = [pytest.mark.slow]
+# Measured within 2 s: run alone (`serial`), not beside other tests competing for the cores.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 #: A statement that runs for half a minute on each backend (SQLite: counting in a recursive CTE).
 SLOW = {
