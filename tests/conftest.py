@@ -17,9 +17,6 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_database
 
-from my_app import create_app
-from my_app.db import db
-
 ADMIN_PASSWORD = "test-admin-password"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _availability: dict[str, str | None] = {}
@@ -64,6 +61,11 @@ def database_url(backend: str, tmp_path: Path) -> t.Iterator[str]:
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> t.Iterator[Flask]:
     """The host app on a private database, with its tables created."""
+    # Imported here, not at the top: the tests of tests/apps/ also run under Flask-SQLAlchemy
+    # 3.0, which cannot build my_app's DeclarativeBase model class (make test-lowest).
+    from my_app import create_app
+    from my_app.db import db
+
     app = create_app(
         {
             "TESTING": True,

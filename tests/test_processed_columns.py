@@ -23,7 +23,7 @@ from testing_backends import ALL_BACKENDS, server_unavailable_reason, throwaway_
 
 EXPORT = """
 import pickle, sys
-import analysis
+import analysis, analysis.export
 wb = analysis.connect("apps.vault")
 Secret = wb.models["Secret"]
 result = wb.export_csv(Secret, sys.argv[1], progress=False)
@@ -31,7 +31,8 @@ with open(sys.argv[2], "wb") as f:
     pickle.dump({"route": result.route, "frame": wb.frame(Secret)}, f)
 if wb.db.engine.dialect.name == "postgresql":
     try:
-        wb.export_csv(Secret, sys.argv[1] + ".copy", method="copy")
+        # The pipeline's own option: COPY or nothing.
+        analysis.export.export_csv(wb.session, Secret, sys.argv[1] + ".copy", method="copy")
     except analysis.ExportError as e:
         print(e)
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import textwrap
@@ -240,6 +241,8 @@ def test_plain_scripts_connect_and_clean_up_at_exit(seeded, tmp_path):
         """
     )
     env = {"PATH": "/usr/bin:/bin", "MY_APP_SQLALCHEMY_DATABASE_URI": seeded.config["SQLALCHEMY_DATABASE_URI"]}
+    if "PYTHONPATH" in os.environ:  # make test-lowest puts Flask-SQLAlchemy 3.1 there
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["20", "closed"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +42,8 @@ def test_each_lowest_pin_is_the_declared_lower_bound():
     for name, pinned in pins.items():
         if name not in requirements:
             continue  # a dependency of a dependency, pinned so the lowest set installs together
-        lower = [s.version for s in requirements[name].specifier if s.operator == ">="]
-        assert lower == [pinned], f"{name}: pyproject.toml says {requirements[name].specifier}, constraints-lowest.txt {pinned}"
+        lower = [Version(s.version) for s in requirements[name].specifier if s.operator == ">="]
+        assert lower == [Version(pinned)], f"{name}: pyproject.toml says {requirements[name].specifier}, constraints-lowest.txt {pinned}"
 
 
 @pytest.fixture(scope="session")

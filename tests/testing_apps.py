@@ -134,7 +134,10 @@ BINDS = AppCase(
         "stock": Table("", "product_id, on_hand, counted_at", bind="warehouse"),
         "warehouse.notes": Table("WarehouseNote", "id, text, urgent", bind="warehouse"),
     },
-    join="stmt = db.select(Shipment.id, Shipment.quantity, stock.c.on_hand).join(stock, stock.c.product_id == Shipment.product_id)",
+    join=(
+        "stock = db.metadatas['warehouse'].tables['stock']\n"
+        "stmt = db.select(Shipment.id, Shipment.quantity, stock.c.on_hand).join(stock, stock.c.product_id == Shipment.product_id)"
+    ),
     writes={
         None: ("notes", "db.session.add(Note(id=100, text='on the catalogue'))"),
         "warehouse": ("shipments", "db.session.add(Shipment(id=100, product_id=2, quantity=3))"),
