@@ -13,6 +13,12 @@ from __future__ import annotations
 import os
 import typing as t
 
+from .versions import check_installed as _check_installed
+
+# First: an unsupported Flask-SQLAlchemy (or Flask, SQLAlchemy...) is one clear error, not a
+# failure deep inside an import below.
+_check_installed()
+
 from . import jobs as jobs
 from .errors import AnalysisError as AnalysisError
 from .errors import AppFactoryError as AppFactoryError
@@ -29,6 +35,8 @@ from .errors import QueryError as QueryError
 from .errors import ReadOnlyError as ReadOnlyError
 from .errors import ReportNotFoundError as ReportNotFoundError
 from .errors import SnapshotError as SnapshotError
+from .errors import UncommittedChangesError as UncommittedChangesError
+from .errors import UnsupportedVersionError as UnsupportedVersionError
 from .export import ExportResult as ExportResult
 from .ipython import load_ipython_extension as load_ipython_extension
 from .ipython import unload_ipython_extension as unload_ipython_extension
@@ -63,6 +71,8 @@ __all__ = [
     "ReadOnlyError",
     "ReportNotFoundError",
     "SnapshotError",
+    "UncommittedChangesError",
+    "UnsupportedVersionError",
     "Workbench",
     "arrow",
     "connect",

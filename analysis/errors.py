@@ -11,6 +11,9 @@ The hierarchy::
     ├── NotConnectedError           a shortcut was used before analysis.connect()
     ├── ConnectionClosedError       the Workbench was closed
     ├── DatabaseUnavailableError    the database server could not be reached
+    ├── UncommittedChangesError     a reconnect or mode switch would drop uncommitted writes
+    ├── UnsupportedVersionError     import analysis under a Flask/SQLAlchemy/... it does not
+    │   (ImportError)               support: names the version found and the one needed
     ├── ReadOnlyError               a write on a read-only connection
     ├── QueryError                  a query could not be understood, or the database rejected it
     ├── ExportError                 an export could not be written; the target is untouched
@@ -70,6 +73,14 @@ class DatabaseUnavailableError(AnalysisError):
     def __init__(self, message: str, *, lost: bool = False) -> None:
         super().__init__(message)
         self.lost = lost
+
+
+class UncommittedChangesError(AnalysisError):
+    """Reconnecting or switching mode would drop the session's uncommitted writes."""
+
+
+class UnsupportedVersionError(AnalysisError, ImportError):
+    """A library the toolkit needs is installed in a version it does not support."""
 
 
 class ReadOnlyError(AnalysisError):
