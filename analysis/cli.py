@@ -266,10 +266,11 @@ def find_table(workbench: Workbench, name: str) -> t.Any:
         if name in metadata.tables:
             return metadata.tables[name]
     existing: list[str] = []
-    for engine in workbench.db.engines.values():
+    for bind_key, engine in workbench.db.engines.items():
         names = sa.inspect(engine).get_table_names()
         if name in names:
-            return sa.Table(name, sa.MetaData(), autoload_with=engine)
+            # The bind key in the MetaData, as Flask-SQLAlchemy keeps it: reads go to this engine.
+            return sa.Table(name, sa.MetaData(info={"bind_key": bind_key}), autoload_with=engine)
         existing += names
     close = difflib.get_close_matches(name, existing, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""

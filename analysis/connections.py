@@ -35,7 +35,7 @@ import typing as t
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 
-from .errors import DatabaseUnavailableError, ReadOnlyError, first_line
+from .errors import DatabaseUnavailableError, QueryError, ReadOnlyError, first_line
 
 AnySession = t.Union[Session, "scoped_session[t.Any]"]
 
@@ -349,8 +349,58 @@ def session_has_writes(session: AnySession, *, flush: bool = True) -> bool:
 
 
 def bind_for(session: AnySession, statement: sa.Executable | None) -> sa.Engine:
-    """The engine ``session`` would run ``statement`` on (honours Flask-SQLAlchemy bind keys)."""
-    bind = plain_session(session).get_bind(clause=t.cast(sa.ClauseElement | None, statement))
+    """The engine to run ``statement`` on: the database its tables live on.
+
+    Each table's bind comes from the session, as Flask-SQLAlchemy's ``Session.get_bind`` gives
+    it for a table (the bind key its MetaData carries). The session itself looks only at the
+    first entity of an ORM query, or at a lone table, so a plain ``select()`` of a table on a
+    bind would otherwise run on the default database. A statement without tables (raw SQL)
+    runs on the default one. A statement whose tables live on several databases cannot run
+    anywhere: :class:`~analysis.errors.QueryError` names them.
+    """
+    sess = plain_session(session)
+    by_engine: dict[sa.Engine, list[sa.Table]] = {}
+    for table in statement_tables(statement):
+        by_engine.setdefault(_engine(sess.get_bind(clause=table)), []).append(table)
+    if len(by_engine) > 1:
+        places = sorted(
+            (_bind_key(table) is not None, _bind_key(table) or "", table.fullname)
+            for tables in by_engine.values()
+            for table in tables
+        )
+        where = ", ".join(
+            f"{name} ({'the default database' if not has_key else f'bind {key!r}'})" for has_key, key, name in places
+        )
+        raise QueryError(
+            f"This query reads tables of more than one database: {where}. A query runs on one"
+            " database: read each part with its own frame() and combine the DataFrames with"
+            " pandas (pd.merge)."
+        )
+    if by_engine:
+        return next(iter(by_engine))
+    return _engine(sess.get_bind())
+
+
+def statement_tables(statement: sa.Executable | None) -> list[sa.Table]:
+    """The tables ``statement`` reads or writes, in the order they appear, each once."""
+    if statement is None:
+        return []
+    found: dict[sa.Table, None] = {}
+    for element in sa.sql.visitors.iterate(t.cast(sa.ClauseElement, statement)):
+        if isinstance(element, sa.Table):
+            found.setdefault(element, None)
+        elif isinstance(element, sa.Column) and isinstance(element.table, sa.Table):
+            found.setdefault(element.table, None)
+    return list(found)
+
+
+def _bind_key(table: sa.Table) -> str | None:
+    """The Flask-SQLAlchemy bind key of ``table`` (``None``: the default database)."""
+    key = table.metadata.info.get("bind_key")
+    return key if isinstance(key, str) else None
+
+
+def _engine(bind: sa.Engine | sa.Connection) -> sa.Engine:
     return bind.engine if isinstance(bind, sa.Connection) else bind
 
 
@@ -364,7 +414,7 @@ def read_connection(session: AnySession, statement: sa.Executable | None = None)
     sess = plain_session(session)
     engine = bind_for(sess, statement)
     if reads_through_session(sess, engine):
-        yield sess.connection(bind_arguments={"clause": statement} if statement is not None else None)
+        yield sess.connection(bind_arguments={"bind": engine})
         return
     snapshot = snapshot_for(sess, engine)
     conn = engine.connect()
