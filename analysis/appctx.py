@@ -36,6 +36,10 @@ class ContextKeeper:
         self.ctx: AppContext = app.app_context()
         self._var: contextvars.ContextVar[t.Any] | None = None
         self._previous: t.Any = None
+        #: A context popped under this one (see :meth:`follows`): not to be left current, and
+        #: the token of making this one current again after it, to undo that.
+        self._replaced: t.Any = None
+        self._after_replaced: contextvars.Token[t.Any] | None = None
         self._pushed = False
 
     def push(self) -> None:
@@ -49,6 +53,16 @@ class ContextKeeper:
         self._var = next((var for var, value in after.items() if value is self.ctx), None)
         if self._var is not None:
             self._previous = before.get(self._var)
+
+    def follows(self, replaced: ContextKeeper) -> None:
+        """This context was pushed while ``replaced``'s was current, and ``replaced`` has been
+        closed since (which made what was current before it current again). Make this one
+        current, and when it closes, undo that rather than let Flask restore ``replaced``'s
+        context, which no longer exists."""
+        self._previous = replaced._previous
+        self._replaced = replaced.ctx
+        if self._var is not None:
+            self._after_replaced = self._var.set(self.ctx)
 
     def is_current(self) -> bool:
         """Whether this context is the current one here."""
@@ -81,5 +95,13 @@ class ContextKeeper:
             self.app.do_teardown_appcontext(None)
             appcontext_popped.send(self.app, _async_wrapper=self.app.ensure_sync)
         finally:
-            if self._var is not None and self._var.get(None) is self.ctx:
-                self._var.set(self._previous)
+            if self._var is not None:
+                now = self._var.get(None)
+                if self._replaced is not None and now is self._replaced and self._after_replaced is not None:
+                    try:
+                        self._var.reset(self._after_replaced)  # back to what was before `replaced`
+                    except (ValueError, RuntimeError):  # set in another contextvars.Context
+                        self._var.set(self._previous)
+                    self._after_replaced = None
+                elif now is self.ctx:
+                    self._var.set(self._previous)

@@ -33,6 +33,7 @@ from .errors import (
     DatabaseUnavailableError,
     NotConnectedError,
     ReadOnlyError,
+    UncommittedChangesError,
 )
 from .errors import first_line as _first_line
 from .locate import AppSource, build_app, import_string_for
@@ -73,21 +74,48 @@ def connect(
     is read-only unless ``writable=True``. ``echo=True`` prints every statement run (see
     :attr:`Workbench.echo`).
 
-    Calling ``connect`` again closes the previous Workbench first. Cleanup also happens at
-    interpreter exit (kernel shutdown or restart).
+    Connecting again replaces the current Workbench, but only once the new one is open: if
+    the app cannot be built or its database does not answer, the error says so and the
+    current Workbench stays open and current. Given the current Workbench's own app object,
+    ``connect`` switches that Workbench's mode instead, without building the app again (many
+    factories can run only once per process). Either way, uncommitted writes are never
+    dropped: with some pending, connecting again raises
+    :class:`~analysis.errors.UncommittedChangesError`. Cleanup also happens at interpreter
+    exit (kernel shutdown or restart).
 
     >>> wb = analysis.connect("my_app:create_app")
     >>> wb.models["User"].query.count()
+    >>> analysis.connect(wb.app, writable=True)      # the same Workbench, now writable
     """
     global _current
-    if _current is not None:
-        _current.close()
-    flask_app = build_app(app, config)
-    workbench = Workbench(flask_app, writable=writable)
-    workbench.import_string = import_string_for(app)
-    workbench.app_config = dict(config) if config is not None else None
-    workbench.open()
-    workbench.echo = echo
+    previous = current_or_none()
+    if previous is not None and isinstance(app, Flask) and app is previous.app and not config:
+        previous.set_writable(writable)
+        previous.echo = echo
+        return previous
+    if previous is not None:
+        previous.refuse_pending("connecting again")
+    try:
+        flask_app = build_app(app, config)
+        if previous is not None and flask_app is previous.app:  # a module's app, found again
+            previous.set_writable(writable)
+            previous.echo = echo
+            return previous
+        workbench = Workbench(flask_app, writable=writable)
+        workbench.import_string = import_string_for(app)
+        workbench.app_config = dict(config) if config is not None else None
+        workbench.open()
+        workbench.echo = echo
+    except AnalysisError as e:
+        if previous is not None:
+            # The message is the user's one line: say there that nothing was lost.
+            text = str(e).rstrip()
+            end = "" if text.endswith((".", "?", "!")) else "."
+            e.args = (f"{text}{end} The previous Workbench is still open and current: {previous!r}.",)
+        raise
+    if previous is not None:
+        previous.close()
+        workbench._context.follows(previous._context)
     _current = workbench
     return workbench
 
@@ -140,6 +168,9 @@ class Workbench:
         self._reported_changes: tuple[str, ...] = ()
         self._jupysql: JupySQLConnection | None = None
         self._echo: StatementEcho | None = None
+        #: Each database's URL, password masked, by bind key (None: the default one), kept
+        #: from open() so that a closed Workbench can still say what it was connected to.
+        self._urls: dict[str | None, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -156,6 +187,10 @@ class Workbench:
         self._opened = True
         atexit.register(self.close)
         try:
+            self._urls = {
+                key: engine.url.render_as_string(hide_password=True)
+                for key, engine in sorted(self.db.engines.items(), key=_bind_order)
+            }
             for engine in self.db.engines.values():
                 guard = EngineGuard(engine, writable=self.writable, application_name=self.application_name)
                 guard.install()
@@ -213,6 +248,50 @@ class Workbench:
                         guard.engine.dispose()
         finally:
             self._context.close()
+
+    def set_writable(self, writable: bool) -> None:
+        """Switch between read-only and writable on the same app, without building it again.
+
+        Refuses (:class:`~analysis.errors.UncommittedChangesError`) while the session holds
+        uncommitted writes. The engines' pooled connections are closed, so every connection
+        from now on has the new mode; if the database then does not answer, the old mode is
+        restored and the error raised.
+        """
+        self._ensure_open()
+        if writable == self.writable:
+            return
+        self.refuse_pending("switching to " + ("writable" if writable else "read-only"))
+        self.activate()
+        self.db.session.rollback()  # ends a transaction that only read
+        before = self.writable
+        try:
+            self._apply_mode(writable)
+            self._check_connection()
+        except BaseException:
+            self._apply_mode(before)
+            raise
+
+    def _apply_mode(self, writable: bool) -> None:
+        self.writable = writable
+        for guard in self._guards:
+            guard.writable = writable
+            guard.engine.dispose()  # pooled connections have the other mode's settings
+        if self._session_guard is not None:
+            self._session_guard.writable = writable
+
+    def refuse_pending(self, action: str) -> None:
+        """Raise :class:`~analysis.errors.UncommittedChangesError` if the session holds
+        uncommitted writes, saying how to commit or roll them back before ``action``."""
+        if self.closed:
+            return
+        self.activate()
+        changes = self.pending_changes()
+        if changes:
+            raise UncommittedChangesError(
+                f"Not {action}: the session has uncommitted changes ({'; '.join(changes)})."
+                " Run db.session.commit() to save them or db.session.rollback() to discard"
+                " them, then try again."
+            )
 
     def activate(self) -> None:
         """Make this Workbench's app context the current one again, if it was lost."""
@@ -303,26 +382,34 @@ class Workbench:
         return list(self.models)
 
     def tables(self) -> pd.DataFrame:
-        """One row per table the app declares: table, model, rows, columns."""
+        """One row per table the app declares: table, bind, model, rows, columns.
+
+        ``bind`` is the table's bind key (``None``: the default database); ``model`` the class
+        mapped to it, the base class for a table shared by inheritance, empty for a table no
+        class maps (an association table); ``rows`` is missing for a table not in the
+        database; ``columns`` the names frame() gives, with the column's own name in
+        parentheses where the attribute is called otherwise (``_password (password)``).
+        """
         import pandas as pd
 
         self.activate()
-        models_by_table = {
-            mapper.local_table.name: mapper.class_.__name__
-            for mapper in self._registry.mappers
-            if isinstance(mapper.local_table, sa.Table)
-        }
+        mappers = list(self._registry.mappers)
         rows = []
-        for bind_key, metadata in self.db.metadatas.items():
-            existing = set(sa.inspect(self.db.engines[bind_key]).get_table_names())
+        for bind_key, metadata in sorted(self.db.metadatas.items(), key=_bind_order):
+            # Everything on the session's connection to this database: one connection each,
+            # and the counts see the session's own uncommitted writes.
+            connection = self.session.connection(bind_arguments={"bind": self.db.engines[bind_key]})
+            inspector = sa.inspect(connection)
             for name, table in sorted(metadata.tables.items()):
                 count = (
-                    self.session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                    if table.name in existing
+                    connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                    if inspector.has_table(table.name, schema=table.schema)
                     else None
                 )
-                rows.append((name, models_by_table.get(table.name), count, ", ".join(table.columns.keys())))
-        frame = pd.DataFrame(rows, columns=["table", "model", "rows", "columns"])
+                rows.append((name, bind_key, _model_of(table, mappers), count, _column_names(table, mappers)))
+        frame = pd.DataFrame(rows, columns=["table", "bind", "model", "rows", "columns"])
+        # None, not NaN, for the default database (pandas would infer text and a missing value).
+        frame["bind"] = pd.Series([row[1] for row in rows], dtype=object)
         frame["rows"] = frame["rows"].astype("Int64")
         return frame
 
@@ -673,8 +760,21 @@ class Workbench:
 
     @property
     def url(self) -> str:
-        """The database URL with the password masked."""
-        return self.db.engine.url.render_as_string(hide_password=True) if self._opened else "?"
+        """The default database's URL with the password masked (see :attr:`urls` for binds)."""
+        if None in self._urls:
+            return self._urls[None]
+        return next(iter(self._urls.values()), "?")
+
+    @property
+    def urls(self) -> dict[str | None, str]:
+        """Every database's URL, password masked, by bind key (``None``: the default one)."""
+        return dict(self._urls)
+
+    def _databases(self) -> str:
+        """``sqlite:///app.db, warehouse=postgresql://u:***@h/db``: every database, masked."""
+        if not self._urls:
+            return "?"
+        return ", ".join(url if key is None else f"{key}={url}" for key, url in self._urls.items())
 
     @property
     def mode(self) -> str:
@@ -682,13 +782,17 @@ class Workbench:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else self.mode
-        return f"<Workbench {self.app.name!r} {self.url} {state}>"
+        return f"<Workbench {self.app.name!r} {self._databases()} {state}>"
 
     def _repr_html_(self) -> str:
         esc = html.escape
+        databases = ", ".join(
+            f"<code>{esc(url)}</code>" if key is None else f"{esc(key)}: <code>{esc(url)}</code>"
+            for key, url in self._urls.items()
+        ) or "?"
         head = (
             f"<b>Workbench</b> <code>{esc(self.app.name)}</code> &middot; "
-            f"<code>{esc(self.url)}</code> &middot; {esc('closed' if self.closed else self.mode)}"
+            f"{databases} &middot; {esc('closed' if self.closed else self.mode)}"
         )
         if self.closed:
             return f"<div>{head}</div>"
@@ -743,6 +847,37 @@ def _require(module: str, extra: str) -> None:
         raise ImportError(
             f"This needs {module}, which is not installed: pip install 'flask-data-workbench[{extra}]'."
         )
+
+
+def _bind_order(item: tuple[str | None, t.Any]) -> tuple[bool, str]:
+    """The default database (bind key ``None``) first, then the binds by name."""
+    return (item[0] is not None, item[0] or "")
+
+
+def _model_of(table: sa.Table, mappers: list[sa.orm.Mapper[t.Any]]) -> str:
+    """The class mapped to ``table``: for a table shared by inheritance, the base class (the
+    subclasses of single-table inheritance map the same table); ``""`` for none."""
+    own = [m for m in mappers if m.local_table is table]
+    top = [m for m in own if m.inherits is None or m.inherits.local_table is not table]
+    return ", ".join(sorted(m.class_.__name__ for m in top))
+
+
+def _column_names(table: sa.Table, mappers: list[sa.orm.Mapper[t.Any]]) -> str:
+    """``id, email, _password (password)``: attribute names, with the column's name where the
+    attribute is called otherwise; columns no class maps by their own name."""
+    attributes: dict[sa.Column[t.Any], str] = {}
+    for mapper in mappers:
+        if table not in mapper.tables:
+            continue
+        for prop in mapper.column_attrs:
+            for column in prop.columns:
+                if isinstance(column, sa.Column) and column.table is table:
+                    attributes.setdefault(column, prop.key)
+    names = []
+    for column in table.columns:
+        key = attributes.get(column, column.name)
+        names.append(key if key == column.name else f"{key} ({column.name})")
+    return ", ".join(names)
 
 
 def default_application_name(app: Flask, purpose: str = "notebook") -> str:
