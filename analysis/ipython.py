@@ -12,8 +12,6 @@ When JupySQL is installed, its magics come connected: ``%sql``, ``%%sql``, ``%sq
 
 from __future__ import annotations
 
-import argparse
-import shlex
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -31,10 +29,25 @@ def shell_namespace(workbench: Workbench) -> dict[str, t.Any]:
     return namespace
 
 
-def _connect_and_inject(shell: InteractiveShell, app: str | None, writable: bool, echo: bool = False) -> Workbench:
-    from .workbench import connect
+def _connect_and_inject(
+    shell: InteractiveShell, app: str | None, writable: bool | None, echo: bool | None = None
+) -> Workbench:
+    """Connect and put the Workbench's names into the namespace.
 
-    workbench = connect(app, writable=writable, echo=echo)
+    With no app, the current Workbench (if any) switches to the mode asked for, on the same
+    app: the factory does not run again. Without a mode flag, a new connection is read-only.
+    """
+    from .workbench import connect, current_or_none
+
+    current = current_or_none()
+    if app is None and current is not None:
+        workbench = connect(
+            current.app,
+            writable=current.writable if writable is None else writable,
+            echo=current.echo if echo is None else echo,
+        )
+    else:
+        workbench = connect(app, writable=bool(writable), echo=bool(echo))
     t.cast(t.Any, shell).push(shell_namespace(workbench))
     return workbench
 
@@ -144,17 +157,68 @@ def _as_frame(result: t.Any) -> t.Any:
     return rows_frame([str(name) for name in result.field_names], rows)
 
 
-def _parse_connect_args(line: str) -> argparse.Namespace:
+USAGE = "usage: %connect [--writable | --read-only] [--echo] [module:create_app(...)]"
+_MODES = {"--writable": True, "--read-only": False, "--readonly": False}
+
+
+def parse_connect_line(line: str) -> tuple[str | None, bool | None, bool | None]:
+    """``%connect``'s argument -> (the app in ``flask --app`` notation or ``None``, the mode,
+    whether to echo statements).
+
+    The app is taken as written, as ``flask --app`` receives it after the shell: quotes
+    around the whole of it are optional (``%connect my_app:create_app('production')`` and
+    ``%connect "my_app:create_app('production')"`` mean the same), and quotes inside it are
+    the factory's arguments. The mode is ``True`` (``--writable``), ``False``
+    (``--read-only``) or ``None`` (neither given); echo ``True`` with ``--echo``, else ``None``.
+    """
     from IPython.core.error import UsageError
 
-    parser = argparse.ArgumentParser(prog="%connect", add_help=False)
-    parser.add_argument("app", nargs="?", default=None)
-    parser.add_argument("--writable", action="store_true")
-    parser.add_argument("--echo", action="store_true")
-    try:
-        return parser.parse_args(shlex.split(line))
-    except SystemExit:
-        raise UsageError("usage: %connect [--writable] [--echo] [module:create_app]") from None
+    writable: bool | None = None
+    echo: bool | None = None
+    words = []
+    for word in _words(line):
+        if word == "--echo":
+            echo = True
+        elif word.startswith("--"):
+            if word not in _MODES:
+                raise UsageError(f"%connect has no option {word}. {USAGE}")
+            if writable is not None and writable != _MODES[word]:
+                raise UsageError(f"--writable and --read-only contradict each other. {USAGE}")
+            writable = _MODES[word]
+        else:
+            words.append(word)
+    if len(words) > 1:
+        raise UsageError(f"%connect takes one app, not {' '.join(words)!r}. {USAGE}")
+    app = words[0] if words else None
+    if app is not None and len(app) >= 2 and app[0] == app[-1] and app[0] in "'\"":
+        app = app[1:-1].strip()
+    return app or None, writable, echo
+
+
+def _words(line: str) -> list[str]:
+    """``line`` split at the spaces that are outside quotes and parentheses."""
+    words: list[str] = []
+    current: list[str] = []
+    quote = ""
+    depth = 0
+    for char in line.strip():
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char.isspace() and depth == 0:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
 
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
@@ -168,13 +232,16 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
 
     @register_line_magic("connect")  # type: ignore[arg-type]  # IPython types it as taking no function
     def connect_magic(line: str) -> Workbench:
-        """%connect [--writable] [--echo] [module:create_app] -- open a Workbench and inject its
-        names; --echo prints every statement it runs."""
-        args = _parse_connect_args(line)
+        """%connect [--writable | --read-only] [--echo] [module:create_app(...)] -- open a
+        Workbench (or, with no app, switch the current one's mode) and put its names in the
+        namespace; --echo prints every statement it runs."""
+        app, writable, echo = parse_connect_line(line)
         try:
-            return _connect_and_inject(shell, args.app, args.writable, args.echo)
+            return _connect_and_inject(shell, app, writable, echo)
         except AnalysisError as e:
-            raise UsageError(str(e)) from None
+            # A message, not a traceback, as magics report user mistakes; the error itself
+            # stays reachable as the UsageError's __cause__.
+            raise UsageError(str(e)) from e
 
     del connect_magic
     _register_jupysql(shell)
@@ -182,7 +249,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
         try:
             _connect_and_inject(shell, None, writable=False)
         except AnalysisError as e:
-            raise UsageError(str(e)) from None
+            raise UsageError(str(e)) from e
     else:
         print(
             "analysis loaded. FLASK_APP is not set: connect with %connect my_app:create_app"
