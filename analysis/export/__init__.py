@@ -189,7 +189,8 @@ def export_parquet(
             with atomic_output(path) as raw, LazyProgress(path.name, enabled=progress) as bar:
                 writer = ParquetSink(raw, resolved.names, compression)
                 try:
-                    for _, columns in _chunks(sess, resolved, route, rows_per_chunk, application_name):
+                    for names, columns in _chunks(sess, resolved, route, rows_per_chunk, application_name):
+                        writer.describe(_empty_like(names, columns))
                         table = _arrow_table(columns)
                         if table.num_rows:
                             writer.write(table)
@@ -371,11 +372,61 @@ def _use_copy(session: sa.orm.Session, resolved: ResolvedQuery, *, method: str, 
         reason = f"the database is {engine.dialect.name} (+{engine.dialect.driver}), not PostgreSQL with psycopg"
     elif lineterminator != "\n":
         reason = "COPY ends records with \\n only"
+    else:
+        processed = _processed_in_python(session, engine, resolved)
+        if processed:
+            reason = (
+                f"the column{'s' if len(processed) > 1 else ''} {', '.join(map(repr, processed))}"
+                " get their values from Python (a TypeDecorator or PickleType), which the server's"
+                " COPY cannot apply"
+            )
     if reason is None:
         return True
     if method == "copy":
         raise ExportError(f"Cannot export with COPY: {reason}. Use method='auto' or 'stream'.")
     return False
+
+
+#: Rows read to learn whether a column's Python processing changes its values.
+PROCESSING_SAMPLE_ROWS = 200
+
+
+def _processed_in_python(session: sa.orm.Session, engine: sa.Engine, resolved: ResolvedQuery) -> list[str]:
+    """The columns whose values the CSV must spell as Python gives them, not as the database
+    stores them: a TypeDecorator or PickleType whose result processing changes the value
+    (``EncodedText`` decodes; a timezone tag on UTC timestamps changes nothing that is spelled).
+
+    Learned from the first rows: each value as stored and as processed, spelled both ways.
+    """
+    from .csv import spell_value
+
+    plans = read_routes.column_plans(resolved, engine.dialect, False)
+    if plans is None:
+        return []
+    suspects = [i for i, plan in enumerate(plans) if plan.processor is not None]
+    if not suspects:
+        return []
+    if resolved.expressions is None:  # a UNION: its columns cannot be read unprocessed
+        return [plans[i].name for i in suspects]
+    sample = t.cast(sa.Select[t.Any], read_routes.raw_statement(resolved, plans, engine.dialect.name, casts="none"))
+    with read_connection(session, resolved.statement) as conn:
+        rows = conn.execute(sample.limit(PROCESSING_SAMPLE_ROWS), resolved.params).fetchall()
+    changed = []
+    for i in suspects:
+        processor = plans[i].processor
+        assert processor is not None
+        for row in rows:
+            stored = row[i]
+            if stored is None:
+                continue
+            try:
+                same = spell_value(processor(stored)) == spell_value(stored)
+            except Exception:  # a processor that cannot take the driver's value as it is
+                same = False
+            if not same:
+                changed.append(plans[i].name)
+                break
+    return changed
 
 
 def _copy_rows(
@@ -398,10 +449,16 @@ def _copy_rows(
 
 def _empty_frame(session: sa.orm.Session, resolved: ResolvedQuery) -> pd.DataFrame:
     """The query's columns with no rows, for the schema of an empty Parquet file."""
-    frame = read_frame(
-        session, resolved.statement, params=resolved.params or None, dtype_backend="pyarrow", progress=False
-    )
+    frame = read_frame(session, resolved.statement, params=resolved.params or None, progress=False)
     return frame.iloc[:0]
+
+
+def _empty_like(names: list[str], columns: list[t.Any]) -> pd.DataFrame:
+    """A DataFrame with no rows and the dtypes frame() gives these converted columns."""
+    from ..read.columns import assemble
+
+    heads = [[column[:0]] for column in columns]
+    return assemble(names, heads, "numpy_nullable")
 
 
 def _is_frame(value: t.Any) -> bool:

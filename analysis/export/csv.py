@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 import typing as t
@@ -137,6 +138,13 @@ def _spell_cells(values: list[t.Any], *, excel_safe: bool) -> pa.Array:
         else:
             cells.append(spell_scalar(value))
     return pa.array(cells, pa.string())
+
+
+def spell_value(value: t.Any) -> str | None:
+    """Any one value as the CSV spells it (``None``: the empty field of NULL)."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else spell_scalar(value)
 
 
 def spell_scalar(value: t.Any) -> str:
@@ -265,12 +273,18 @@ class CsvWriter:
         # Arrow's "needed" quoting quotes every string value and nothing else, which is the
         # rule in the module docstring: numbers and booleans bare, everything else quoted.
         spelled = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-        # Written straight into the sink, a few thousand rows at a time: no copy of the chunk.
-        pacsv.write_csv(
-            spelled,
-            self._out,
-            pacsv.WriteOptions(include_header=False, eol=self.lineterminator, quoting_style="needed", batch_size=8192),
-        )
+        options = {"include_header": False, "quoting_style": "needed", "batch_size": 8192}
+        if self.lineterminator == "\n":
+            # Written straight into the sink, a few thousand rows at a time: no copy of the chunk.
+            pacsv.write_csv(spelled, self._out, pacsv.WriteOptions(**options))
+        elif _writer_takes_eol():
+            pacsv.write_csv(spelled, self._out, pacsv.WriteOptions(**options, eol=self.lineterminator))
+        else:
+            # pyarrow before 25 ends records with \n only: write the chunk, then change the ends
+            # of records, which are the newlines outside quotes (every text value is quoted).
+            buffer = io.BytesIO()
+            pacsv.write_csv(spelled, buffer, pacsv.WriteOptions(**options))
+            self._out.write(_replace_record_ends(buffer.getvalue(), self.lineterminator.encode()))
         del spelled, arrays
         pa.default_memory_pool().release_unused()
         self.rows += num_rows
@@ -285,6 +299,29 @@ class CsvWriter:
     @property
     def bytes_out(self) -> int:
         return self._out.bytes_out
+
+
+@functools.cache
+def _writer_takes_eol() -> bool:
+    """Whether this pyarrow's CSV writer takes ``eol`` (pyarrow 25 and later)."""
+    import pyarrow.csv as pacsv
+
+    try:
+        pacsv.WriteOptions(eol="\r\n")
+    except TypeError:
+        return False
+    return True
+
+
+def _replace_record_ends(data: bytes, end: bytes) -> bytes:
+    """``data``'s newlines outside double quotes replaced by ``end``.
+
+    Split at the quotes, the even pieces are outside quoted fields (or empty, between the two
+    quotes of an escaped ``""``), so only their newlines end records.
+    """
+    pieces = data.split(b'"')
+    pieces[::2] = [piece.replace(b"\n", end) for piece in pieces[::2]]
+    return b'"'.join(pieces)
 
 
 class _EncodedSink:

@@ -45,7 +45,15 @@ def main() -> None:
                     statement.bind(_parameters(request["params"]))
                 handle, _ = statement.execute_query()
             except Exception as e:
-                _line(stdout, "ERR " + _one_line(e))
+                reason = _one_line(e)
+                # Some ADBC builds report a failed statement as "INTERNAL: (unknown error)" and
+                # give SQLite's own message ("attempt to write a readonly database") only when
+                # the statement is finalized: report both, and keep the process serving.
+                try:
+                    resources.close()
+                except Exception as finalizing:
+                    reason += "; " + _one_line(finalizing)
+                _line(stdout, "ERR " + reason)
                 continue
             _line(stdout, "OK")
             writer = nanoarrow.ipc.StreamWriter.from_writable(stdout)
@@ -56,7 +64,11 @@ def main() -> None:
                 failure = e
             writer.close()  # writes the end-of-stream marker, also after a failure
             stdout.flush()
-            handle.release()
+            # ADBC before 1.3 has no release(): the handle releases the stream when collected.
+            release = getattr(handle, "release", None)
+            if release is not None:
+                release()
+            del handle
             _line(stdout, "END" if failure is None else "ERR " + _one_line(failure))
 
 
