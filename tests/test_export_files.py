@@ -171,8 +171,12 @@ def test_mixed_columns_are_neutralised_cell_by_cell():
     assert [r[0] if r else "" for r in rows[1:]] == ["-5", "'-5", "'=1", "2.5", ""]
 
 
+# Python 3.10's csv module cannot read a NUL character (3.11 can); the writer writes it as it is.
+_TEXT = st.text() if sys.version_info >= (3, 11) else st.text(st.characters(blacklist_characters="\x00"))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text()), min_size=1, max_size=20))
+@given(st.lists(st.one_of(st.none(), _TEXT), min_size=1, max_size=20))
 def test_any_text_round_trips_through_a_csv_reader(values):
     frame = pd.DataFrame({"value": pd.Series(values, dtype=object), "n": range(len(values))})
     for excel_safe in (False, True):

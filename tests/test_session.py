@@ -14,7 +14,14 @@ from flask import Flask, current_app
 from testing_backends import pg_states
 
 import analysis
-from analysis.errors import AppFactoryError, AppNotFoundError, NotConnectedError, ReadOnlyError
+from analysis.errors import (
+    AppFactoryError,
+    AppNotFoundError,
+    DatabaseUnavailableError,
+    NotConnectedError,
+    ReadOnlyError,
+    UncommittedChangesError,
+)
 from my_app import create_app
 from my_app.db import db
 from my_app.models import Data, User
@@ -185,15 +192,49 @@ def test_release_keeps_uncommitted_writes_and_reports_them_once(seeded, capsys):
 def test_connect_again_replaces_the_previous_workbench(seeded):
     first = analysis.connect(seeded)
     User.query.count()
-    second = analysis.connect(seeded)
+    # The same app object: the same Workbench, switched to the mode asked for.
+    assert analysis.connect(seeded, writable=True) is first and first.writable
+    second = analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": seeded.config["SQLALCHEMY_DATABASE_URI"]})
     try:
-        assert first.closed and not second.closed
+        assert first.closed and not second.closed and not second.writable
         assert analysis.current() is second
         assert User.query.count() == 20
     finally:
         second.close()
     with pytest.raises(NotConnectedError, match="analysis.connect"):
         analysis.current()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_failed_connect_keeps_the_current_workbench_and_says_so(seeded):
+    wb = analysis.connect(seeded)
+    try:
+        with pytest.raises(AppNotFoundError, match=r"Did you mean 'create_app'\?.*still open and current: <Workbench"):
+            analysis.connect("my_app:create_ap")
+        with pytest.raises(DatabaseUnavailableError, match="still open and current"):
+            analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/x"})
+        assert analysis.current() is wb and not wb.closed
+        assert User.query.count() == 20
+    finally:
+        wb.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_reconnecting_with_uncommitted_writes_refuses_and_keeps_them(seeded):
+    wb = analysis.connect(seeded, writable=True)
+    try:
+        wb.session.add(Data(value=3.0))
+        for again in (
+            lambda: analysis.connect(seeded),
+            lambda: analysis.connect(create_app, config={"SQLALCHEMY_DATABASE_URI": seeded.config["SQLALCHEMY_DATABASE_URI"]}),
+        ):
+            with pytest.raises(UncommittedChangesError, match=r"1 new Data.*commit\(\).*rollback\(\)"):
+                again()
+        assert wb.writable and analysis.current() is wb
+        wb.session.commit()
+        assert outside_count(seeded, Data) == 6
+    finally:
+        wb.close()
 
 
 def test_close_is_idempotent_and_restores_the_engine(seeded):
