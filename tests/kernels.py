@@ -91,7 +91,10 @@ class Kernel:
         """Evaluate an expression in the kernel and return it (via repr/literal_eval)."""
         import ast
 
-        return ast.literal_eval(self.ok(code).text)
+        result = self.ok(code)
+        if not result.text:
+            raise AssertionError(f"{code!r} showed no value; stdout {result.stdout!r}, stderr {result.stderr!r}, outputs {result.results!r}")
+        return ast.literal_eval(result.text)
 
     def interrupt(self, code: str, *, after: float) -> tuple[dict[str, t.Any], float]:
         """Run ``code``, press the stop button ``after`` seconds later (SIGINT, as JupyterLab

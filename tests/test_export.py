@@ -95,13 +95,12 @@ def read_back(path: t.Any, like: pd.DataFrame) -> pd.DataFrame:
     dtypes = {name: str(dtype) for name, dtype in like.dtypes.items()}
     stamps = [n for n, d in dtypes.items() if d.startswith("datetime64")]
     decimals = {n: (lambda v: decimal.Decimal(v) if v else None) for n, d in dtypes.items() if d.startswith("decimal")}
-    frame = pd.read_csv(
-        path, parse_dates=stamps, date_format="ISO8601", converters=decimals, dtype_backend="numpy_nullable"
-    )
-    # pandas 2 ignores parse_dates when dtype_backend is given; the README says what to do then.
+    # dtype_backend keeps integers with NULLs exact; with it, the README says to parse timestamps
+    # afterwards (pandas 2 mishandles parse_dates then).
+    frame = pd.read_csv(path, converters=decimals, dtype_backend="numpy_nullable")
     for name in stamps:
-        if not pd.api.types.is_datetime64_any_dtype(frame[name]):
-            frame[name] = pd.to_datetime(frame[name], format="ISO8601")
+        text = frame[name].astype(object)
+        frame[name] = pd.to_datetime(text.where(text.notna(), None), format="ISO8601")
     return frame
 
 

@@ -57,3 +57,29 @@ def test_any_database_url_is_normalised_or_refused_in_one_line(url):
         assert "Traceback" not in error.format_message()
     else:
         assert "://" in normalized or normalized.startswith("sqlite")
+
+
+literals = st.one_of(st.text(max_size=10), st.sampled_from(["--writable", " --x ", "a b", ")"]), st.integers(), st.none())
+factory_calls = st.builds(
+    lambda m, f, args: f"{m}:{f}({', '.join(map(repr, args))})", identifiers, identifiers, st.lists(literals, max_size=3)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=st.one_of(identifiers, factory_calls), flag=st.sampled_from(["", "--writable", "--read-only"]), quote=st.sampled_from(["", '"', "'"]))
+def test_connect_magic_reads_the_app_as_flask_app_does_quoted_or_not(spec, flag, quote):
+    from IPython.core.error import UsageError
+
+    from analysis.ipython import parse_connect_line
+
+    if quote and quote in spec:
+        return  # a spec holding the quote cannot be quoted with it, in a shell either
+    line = f"{flag} {quote}{spec}{quote}".strip()
+    mode = {"": None, "--writable": True, "--read-only": False}[flag]
+    try:
+        parsed = parse_connect_line(line)
+    except UsageError as error:
+        raise AssertionError(f"{line!r} refused: {error}") from error
+    else:
+        assert parsed == (spec, mode)
+        assert parse_connect_line(f"{quote}{spec}{quote} {flag}".strip()) == (spec, mode)

@@ -77,3 +77,11 @@ def test_importing_under_an_unsupported_flask_sqlalchemy_is_one_clear_error(flas
     # One exception, not a chain ending in a private name of Flask.
     assert result.stderr.count("Traceback (most recent call last)") == 1, result.stderr
     assert "_app_ctx_stack" not in result.stderr
+
+
+def test_the_import_check_knows_the_declared_ranges():
+    from analysis.versions import SUPPORTED
+
+    requirements = declared()
+    for distribution, (_, supported) in SUPPORTED.items():
+        assert requirements[distribution].specifier == Requirement(f"x{supported}").specifier, distribution
