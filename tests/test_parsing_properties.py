@@ -81,5 +81,5 @@ def test_connect_magic_reads_the_app_as_flask_app_does_quoted_or_not(spec, flag,
     except UsageError as error:
         raise AssertionError(f"{line!r} refused: {error}") from error
     else:
-        assert parsed == (spec, mode)
-        assert parse_connect_line(f"{quote}{spec}{quote} {flag}".strip()) == (spec, mode)
+        assert parsed == (spec, mode, None)
+        assert parse_connect_line(f"{quote}{spec}{quote} {flag} --echo".strip()) == (spec, mode, True)

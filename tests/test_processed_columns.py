@@ -16,6 +16,7 @@ import sys
 import typing as t
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from kernels import kernel_environment
 from testing_apps import VAULT, prepared, spelled
@@ -67,7 +68,7 @@ def test_csv_of_processed_columns_is_the_same_bytes_on_every_backend(tmp_path):
     frame = out["frame"].sort_values("id")
     rows = sorted(csv.DictReader(io.StringIO(data.decode())), key=lambda r: int(r["id"]))
     for row, note, payload in zip(rows, frame["note"], frame["payload"], strict=True):
-        expected_note = "" if note is None else ("'" + note if note.startswith("=") else note)
+        expected_note = "" if pd.isna(note) else ("'" + note if note.startswith("=") else note)
         assert row["note"] == expected_note
         assert row["payload"] == ("" if payload is None else spelled(payload))
 
