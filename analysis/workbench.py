@@ -272,6 +272,10 @@ class Workbench:
             raise
 
     def _apply_mode(self, writable: bool) -> None:
+        if self._jupysql is not None:
+            # JupySQL keeps one connection open: a new one, with the new mode, on next use.
+            self._jupysql.close()
+            self._jupysql = None
         self.writable = writable
         for guard in self._guards:
             guard.writable = writable
@@ -286,6 +290,9 @@ class Workbench:
             return
         self.activate()
         changes = self.pending_changes()
+        jupysql = self._jupysql.connection if self._jupysql is not None and not self._jupysql.closed else None
+        if jupysql is not None and jupysql.in_transaction() and connection_has_writes(jupysql):
+            changes.append("statements run with %sql, not committed")
         if changes:
             raise UncommittedChangesError(
                 f"Not {action}: the session has uncommitted changes ({'; '.join(changes)})."

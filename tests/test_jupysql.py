@@ -72,6 +72,17 @@ def test_a_write_through_sql_is_refused_with_our_message_and_changes_nothing(ker
     assert kernel.value("int(events['n'].iloc[0])") == 100
 
 
+def test_sql_writes_after_connect_writable_on_the_same_app(kernel, db_url):
+    kernel.ok("%sql SELECT count(*) FROM events")  # JupySQL's connection, read-only, is open
+    kernel.ok("%connect --writable")
+    kernel.ok("%sql DELETE FROM events WHERE id = 1")
+    assert outside_count(db_url, "events") == 99
+    kernel.ok("%connect --read-only")
+    result = kernel.run("%sql DELETE FROM events")
+    assert result.error is not None and result.error["ename"] == "ReadOnlyError"
+    assert outside_count(db_url, "events") == 99
+
+
 @pytest.mark.parametrize("autocommit", [True, False])
 def test_no_transaction_is_left_open_after_a_sql_cell(kernel, backend, db_url, autocommit):
     kernel.ok(f"%config SqlMagic.autocommit = {autocommit}")
