@@ -190,7 +190,8 @@ def export_parquet(
                 writer = ParquetSink(raw, resolved.names, compression)
                 try:
                     for names, columns in _chunks(sess, resolved, route, rows_per_chunk, application_name):
-                        writer.describe(_empty_like(names, columns))
+                        if not writer.described:
+                            writer.describe(_empty_like(names, columns))
                         table = _arrow_table(columns)
                         if table.num_rows:
                             writer.write(table)

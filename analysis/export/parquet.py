@@ -28,6 +28,10 @@ class ParquetSink:
         self._writer: t.Any = None
         self._metadata: dict[bytes, bytes] | None = None
 
+    @property
+    def described(self) -> bool:
+        return self._metadata is not None
+
     def describe(self, like: pd.DataFrame) -> None:
         """Take the pandas dtypes the file should read back as from ``like`` (no rows needed);
         before the first :meth:`write`."""
